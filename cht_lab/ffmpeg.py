@@ -377,6 +377,7 @@ def _parse_framecrc(path: Path, out: str, stderr: str, complete: bool) -> MediaI
     first: dict[int, int] = {}
     end: dict[int, int] = {}
     count: dict[int, int] = collections.Counter()
+    durs: dict[int, list[int]] = collections.defaultdict(list)
     for line in out.splitlines():
         if line.startswith("#"):
             m = re.match(r"#(\w+) (\d+): (.*)", line)
@@ -390,6 +391,8 @@ def _parse_framecrc(path: Path, out: str, stderr: str, complete: bool) -> MediaI
         first[idx] = min(first.get(idx, pts), pts)
         end[idx] = max(end.get(idx, pts + dur), pts + dur)
         count[idx] += 1
+        if dur > 0 and len(durs[idx]) < 2000:
+            durs[idx].append(dur)
     fmt_m = re.search(r"Input #0, ([^,]+(?:,[^,]+)*?), from", stderr)
     fmt = fmt_m.group(1) if fmt_m else "unknown"
     video = audio = None
@@ -400,7 +403,7 @@ def _parse_framecrc(path: Path, out: str, stderr: str, complete: bool) -> MediaI
         if h.get("media_type") == "video" and video is None:
             w, _, hgt = h.get("dimensions", "0x0").partition("x")
             n = count.get(idx, 0)
-            fps = _stream_fps(stderr) or (n / duration if duration > 0 else 0.0)
+            fps = _packet_fps(durs.get(idx), tb) or _stream_fps(stderr) or (n / duration if duration > 0 else 0.0)
             video = VideoStream(h.get("codec_id", "unknown"), int(w), int(hgt), fps, n, duration, start)
         elif h.get("media_type") == "audio" and audio is None:
             layout = h.get("channel_layout_name", "mono")
@@ -411,6 +414,14 @@ def _parse_framecrc(path: Path, out: str, stderr: str, complete: bool) -> MediaI
         raise MediaError(path, "no audio or video stream found")
     duration = max(s.duration for s in (video, audio) if s is not None)
     return MediaInfo(str(path), fmt, duration, video, audio, complete)
+
+
+def _packet_fps(durations: list[int] | None, tb: Fraction) -> float | None:
+    """Frame rate from the most common packet duration: exact for constant-rate recordings."""
+    if not durations:
+        return None
+    common = collections.Counter(durations).most_common(1)[0][0]
+    return round(float(1 / (common * tb)), 3)
 
 
 def _stream_fps(stderr: str) -> float | None:

@@ -1,0 +1,43 @@
+"""Shared test fixtures: real ffmpeg everywhere, and a guard that no ffmpeg child outlives the run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from cht_lab.ffmpeg import find_ffmpeg, live_processes
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_ffmpeg_child_survives():
+    """Every ffmpeg started through cht_lab must be reaped by the end of the run."""
+    yield
+    leftovers = live_processes()
+    for p in leftovers:
+        p.stop(timeout=1.0)
+    assert not leftovers, f"ffmpeg children left running: {[p.pid for p in leftovers]}"
+
+
+@pytest.fixture(scope="session")
+def ffmpeg_exe() -> str:
+    return find_ffmpeg()
+
+
+def make_clip(path: Path, *, seconds: float = 3.0, size: str = "320x240", fps: int = 30,
+              audio: bool = True, fragmented: bool = True, extra: list[str] | None = None) -> Path:
+    """A small H.264(+AAC) test clip made by ffmpeg's lavfi sources."""
+    args = [find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+            "-f", "lavfi", "-i", f"testsrc2=s={size}:r={fps}:d={seconds}"]
+    if audio:
+        args += ["-f", "lavfi", "-i", f"sine=f=440:r=48000:d={seconds}", "-c:a", "aac"]
+    args += ["-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-g", str(fps), "-pix_fmt", "yuv420p"]
+    if fragmented:
+        args += ["-movflags", "+frag_keyframe+empty_moov+default_base_moof"]
+    args += (extra or []) + [str(path)]
+    subprocess.run(args, check=True, timeout=60)
+    return path
