@@ -1,0 +1,104 @@
+"""The session directory layout shared with cht: names, segments and their global offsets.
+
+A session directory is named by its start time (YYYYmmdd_HHMMSS). Recordings live in `stream/`,
+one fragmented MP4 per recorder run, each named by the time that run started; a segment's global
+offset is its start minus the session start. When names carry no time, segments are laid end to
+end in name order using their probed durations.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from .ffmpeg import MediaError, probe
+
+log = logging.getLogger(__name__)
+
+TIME_FORMAT = "%Y%m%d_%H%M%S"
+RECORDING_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".ts")
+STREAM_DIR, FRAMES_DIR, AUDIO_DIR, INDEX_DIR = "stream", "frames", "audio", "index"
+SOCKET_NAME = "scene.sock"
+AUDIO_AAC = "audio.aac"
+LABELS_CSV = "labels.csv"
+_TIME_RE = re.compile(r"(\d{8}_\d{6})")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One recorder run: its file, its number, and where it starts on the session timeline."""
+
+    index: int
+    path: Path
+    offset: float  # global seconds at the segment's pts 0
+
+
+def parse_start_time(name: str) -> datetime | None:
+    """The YYYYmmdd_HHMMSS time in a file or directory name, or None."""
+    m = _TIME_RE.search(name)
+    if not m:
+        return None
+    try:
+        return datetime.strptime(m.group(1), TIME_FORMAT)
+    except ValueError:
+        return None
+
+
+def new_session_name(when: datetime | None = None) -> str:
+    return (when or datetime.now()).strftime(TIME_FORMAT)
+
+
+def create_session_dir(parent: str | Path, when: datetime | None = None) -> Path:
+    """Make a new session directory named by its start time; a taken name moves on a second."""
+    from datetime import timedelta
+
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    when = (when or datetime.now()).replace(microsecond=0)
+    for _ in range(3600):
+        candidate = parent / new_session_name(when)
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            when += timedelta(seconds=1)
+    raise RuntimeError(f"{parent}: could not find a free session directory name")
+
+
+def is_session_dir(path: str | Path) -> bool:
+    p = Path(path)
+    return p.is_dir() and ((p / STREAM_DIR).is_dir() or (p / INDEX_DIR).is_dir() or (p / SOCKET_NAME).exists())
+
+
+def recordings(session_dir: str | Path) -> list[Path]:
+    """Recording files in `stream/`, in recorder order (by name, which is by start time in cht)."""
+    stream = Path(session_dir) / STREAM_DIR
+    if not stream.is_dir():
+        return []
+    return sorted(p for p in stream.iterdir() if p.suffix.lower() in RECORDING_SUFFIXES and p.is_file()
+                  and not p.name.startswith("."))
+
+
+def discover_segments(session_dir: str | Path) -> list[Segment]:
+    """Segments of a session with their global offsets (see module docstring for the rule)."""
+    session_dir = Path(session_dir)
+    files = recordings(session_dir)
+    start = parse_start_time(session_dir.name)
+    times = [parse_start_time(f.stem) for f in files]
+    segments: list[Segment] = []
+    if start is not None and files and all(t is not None for t in times):
+        for i, (f, t) in enumerate(zip(files, times)):
+            segments.append(Segment(i, f, max(0.0, (t - start).total_seconds())))  # type: ignore[operator]
+        return segments
+    offset = 0.0
+    for i, f in enumerate(files):
+        segments.append(Segment(i, f, offset))
+        try:
+            offset += probe(f).duration
+        except MediaError as exc:
+            log.warning("cannot place segments after %s on the timeline: %s", f, exc)
+            break
+    return segments
