@@ -1,0 +1,435 @@
+"""Video sources: every kind of input ends as ffmpeg input arguments (plus, maybe, a stdin feeder).
+
+The detector does not care where frames come from. A finished recording is handed to ffmpeg by
+path (seekable, so a crashed decode can resume where it stopped); a growing fMP4 is tailed and
+piped into ffmpeg's stdin because ffmpeg alone stops at the current end of a file; cht's
+`scene.sock` carries H.264 Annex-B that we read and pipe in, reconnecting with backoff when the
+server goes away; anything ffmpeg opens itself (rtsp, srt, x11grab, lavfi, ...) is passed as is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import socket
+import stat
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any, Callable, Iterator
+
+from . import layout
+from .ffmpeg import MediaError
+from .follow import FileReplacedError, pump, tail_file
+
+log = logging.getLogger(__name__)
+
+StateCallback = Callable[[str, "str | None"], None]
+"""`on_state(state, message)` from a feeder: 'connecting', 'connected', 'reconnecting', 'ended'."""
+
+_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_DEVICE_PREFIXES = ("lavfi:", "x11grab:", "v4l2:", "avfoundation:", "gdigrab:", "dshow:", "kmsgrab:", "pulse:")
+_PROTOCOL_PREFIXES = ("file:", "pipe:", "concat:", "subfile:")
+
+
+_SUN_PATH_MAX = 107  # bytes in sockaddr_un.sun_path, minus the terminating NUL
+
+
+@contextlib.contextmanager
+def unix_address(path: str | os.PathLike[str]) -> Iterator[str]:
+    """A path usable with bind()/connect() for `path`, even when it exceeds the sun_path limit.
+
+    Long paths (deep temp or notebook directories) are reached through /proc/self/fd/N/name,
+    where N is an O_PATH descriptor of the parent directory (Linux).
+    """
+    text = os.fspath(path)
+    if len(os.fsencode(text)) <= _SUN_PATH_MAX or not os.path.isdir("/proc/self/fd"):
+        yield text
+        return
+    parent, name = os.path.split(os.path.abspath(text))
+    fd = os.open(parent or ".", getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY)
+    try:
+        yield f"/proc/self/fd/{fd}/{name}"
+    finally:
+        os.close(fd)
+
+
+# A cht session's stream has ended when its socket has been gone (or its newest recording has not
+# grown) this long; a recorder restart takes well under that.
+SESSION_END_AFTER = 5.0
+SESSION_IDLE_TIMEOUT = 10.0
+
+
+class Source:
+    """What the detector needs to run ffmpeg on an input.
+
+    `input_args(start)` are the arguments before the outputs (`-i` included); `start` asks a
+    seekable source to resume at that time. A source with a feeder reads `pipe:0`: the detector
+    runs `feed(sink, stop, on_state)` in a thread for each ffmpeg run; the feeder must close
+    `sink` when it ends, which ends the run.
+    """
+
+    kind: str = "source"
+    live: bool = False  # no natural end: restart when ffmpeg ends
+    seekable: bool = False  # input_args(start=...) resumes at `start`
+    realtime: bool = False
+
+    @property
+    def has_feeder(self) -> bool:
+        return False
+
+    def input_args(self, start: float | None = None) -> list[str]:
+        raise NotImplementedError
+
+    def feed(self, sink: IO[bytes], stop: threading.Event, on_state: StateCallback | None = None) -> None:
+        """Write the input into ffmpeg's stdin until exhausted or stopped (sources with a feeder)."""
+        raise NotImplementedError(f"{type(self).__name__} has no feeder")
+
+    @property
+    def name(self) -> str:
+        """A short name for messages: the file, socket or URL."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.name}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+class FileSource(Source):
+    """A finished recording: ffmpeg reads it at maximum speed, or at `speed` × real time."""
+
+    kind = "file"
+    seekable = True
+
+    def __init__(self, path: str | os.PathLike[str], *, realtime: bool = False, speed: float = 1.0):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise MediaError(self.path, "no such file")
+        if not self.path.is_file():
+            raise MediaError(self.path, "not a regular file")
+        if self.path.stat().st_size == 0:
+            raise MediaError(self.path, "empty file (0 bytes)")
+        self.realtime = bool(realtime)
+        self.speed = float(speed)
+
+    @property
+    def name(self) -> str:
+        return str(self.path)
+
+    def input_args(self, start: float | None = None) -> list[str]:
+        args: list[str] = []
+        if self.realtime:
+            args += ["-readrate", f"{self.speed:g}"]
+        if start is not None and start > 0:
+            args += ["-ss", f"{start:.6f}"]  # accurate seek: frames before `start` are decoded and dropped
+        return args + ["-i", str(self.path)]
+
+
+class FollowSource(Source):
+    """A recording another process is still writing (cht's growing fMP4), tailed into ffmpeg's stdin.
+
+    Given a session directory, it follows the newest `stream/*` recording; when a newer one
+    appears (recorder restart) and the current one has stopped growing, the run ends and the
+    next run follows the new file. `idle_timeout`: seconds without growth (and without a newer
+    file) after which the recording counts as finished; None follows forever.
+    """
+
+    kind = "follow"
+    live = True
+
+    def __init__(self, path: str | os.PathLike[str], *, idle_timeout: float | None = None,
+                 switch_after: float = 1.0, wait_for_file: float = 10.0, realtime: bool = False):
+        self.path = Path(path)
+        self.is_session = self.path.is_dir()
+        if not self.path.exists() and not self.path.parent.is_dir():
+            raise MediaError(self.path, "no such file")
+        self.idle_timeout = idle_timeout
+        self.switch_after = float(switch_after)
+        self.wait_for_file = float(wait_for_file)
+        self.realtime = realtime  # a growing file is paced by its writer; kept for the interface
+        self.current: Path | None = None
+        self.finished = False  # set by feed() when the recording ended (idle_timeout passed)
+
+    @property
+    def name(self) -> str:
+        return str(self.current or self.path)
+
+    @property
+    def has_feeder(self) -> bool:
+        return True
+
+    def input_args(self, start: float | None = None) -> list[str]:
+        return ["-i", "pipe:0"]
+
+    def _newest(self) -> Path | None:
+        if not self.is_session:
+            return self.path
+        recs = layout.recordings(self.path)
+        return recs[-1] if recs else None
+
+    def _wait_for_recording(self, stop: threading.Event) -> Path | None:
+        deadline = None if self.wait_for_file <= 0 else self.wait_for_file
+        waited = 0.0
+        while not stop.is_set():
+            target = self._newest()
+            if target is not None:
+                return target
+            if deadline is not None and waited > deadline:
+                raise FileNotFoundError(f"{self.path}: no recording in {layout.STREAM_DIR}/ (waited {waited:.0f} s)")
+            stop.wait(0.1)
+            waited += 0.1
+        return None
+
+    def feed(self, sink: IO[bytes], stop: threading.Event, on_state: StateCallback | None = None) -> None:
+        try:
+            target = self._wait_for_recording(stop)
+            if target is None:
+                return
+            self.current = target
+            if on_state:
+                on_state("connected", f"following {target}")
+            pump(self._chunks(target, stop), sink, stop)
+        finally:
+            try:
+                sink.close()
+            except OSError:
+                pass
+
+    def _chunks(self, target: Path, stop: threading.Event):
+        """Tail `target`; end when a newer recording takes over or the recording is finished."""
+        offset = 0
+        quiet = 0.0
+        inode: int | None = None
+        poll = min(self.switch_after, self.idle_timeout or self.switch_after, 0.5)
+        while not stop.is_set():
+            grew = False
+            try:
+                ino = target.stat().st_ino
+            except FileNotFoundError:
+                ino = None  # tail_file waits for it (and raises if it never comes back)
+            if inode is not None and ino is not None and ino != inode:
+                raise FileReplacedError(target, "file was replaced (new inode) while being followed")
+            inode = ino if ino is not None else inode
+            for data in tail_file(target, stop, start_offset=offset, idle_timeout=poll,
+                                  wait_for_file=self.wait_for_file):
+                offset += len(data)
+                grew = True
+                yield data
+            if stop.is_set():
+                return
+            quiet = 0.0 if grew else quiet + poll
+            newest = self._newest()
+            if newest is not None and newest != target and quiet + poll >= self.switch_after:
+                log.info("%s: newer recording %s; ending this run", target, newest.name)
+                return
+            if self.idle_timeout is not None and quiet + poll >= self.idle_timeout:
+                log.info("%s stopped growing for %.1f s; treating it as finished", target, self.idle_timeout)
+                self.finished = True
+                return
+
+
+class SocketSource(Source):
+    """cht's `scene.sock`: H.264 Annex-B on a Unix socket, piped into ffmpeg (`-f h264`).
+
+    Each ffmpeg run is one connection. The feeder connects with backoff (0.2 s doubling to
+    `max_backoff`) until the server is there, so a server restart is a short gap plus a new run
+    whose stream time starts again at 0.
+    """
+
+    kind = "socket"
+    live = True
+
+    def __init__(self, path: str | os.PathLike[str], *, min_backoff: float = 0.2, max_backoff: float = 5.0,
+                 end_after: float | None = None, recv_size: int = 1 << 16, framerate: float | None = None):
+        self.path = Path(path)
+        self.min_backoff = float(min_backoff)
+        self.max_backoff = float(max_backoff)
+        # the server is gone for good once its socket file has been absent this long (None: wait forever)
+        self.end_after = end_after
+        self.recv_size = int(recv_size)
+        self.framerate = framerate  # only for streams without timing info in their SPS
+        self.connections = 0
+        self.bytes_received = 0
+        self.finished = False
+
+    @property
+    def name(self) -> str:
+        return str(self.path)
+
+    @property
+    def has_feeder(self) -> bool:
+        return True
+
+    def input_args(self, start: float | None = None) -> list[str]:
+        args = ["-f", "h264"]
+        if self.framerate:
+            args += ["-framerate", f"{self.framerate:g}"]
+        return args + ["-i", "pipe:0"]
+
+    def connect(self, stop: threading.Event, on_state: StateCallback | None = None) -> socket.socket | None:
+        """Connect, retrying with exponential backoff until connected or `stop` is set."""
+        delay = self.min_backoff
+        attempt = 0
+        last_seen = time.monotonic()
+        while not stop.is_set():
+            if self.path.exists():
+                last_seen = time.monotonic()
+            elif self.end_after is not None and time.monotonic() - last_seen >= self.end_after:
+                log.info("%s has been gone for %.1f s; the stream has ended", self.path, self.end_after)
+                self.finished = True
+                if on_state:
+                    on_state("ended", f"{self.path}: server gone (socket absent for {self.end_after:g} s)")
+                return None
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                with unix_address(self.path) as addr:
+                    sock.connect(addr)
+                self.connections += 1
+                if on_state:
+                    on_state("connected", f"connected to {self.path}")
+                log.info("connected to %s", self.path)
+                return sock
+            except OSError as exc:
+                sock.close()
+                attempt += 1
+                msg = f"{self.path}: cannot connect ({exc.strerror or exc}); retrying in {delay:.1f} s"
+                if attempt == 1 or attempt % 10 == 0:
+                    log.info(msg)
+                if on_state:
+                    on_state("reconnecting" if self.connections else "connecting", msg)
+                wait = delay
+                if self.end_after is not None:
+                    wait = max(0.05, min(wait, self.end_after - (time.monotonic() - last_seen)))
+                stop.wait(wait)
+                delay = min(delay * 2, self.max_backoff)
+        return None
+
+    def feed(self, sink: IO[bytes], stop: threading.Event, on_state: StateCallback | None = None) -> None:
+        sock = None
+        try:
+            sock = self.connect(stop, on_state)
+            if sock is None:
+                return
+            sock.settimeout(0.25)  # wake up to notice `stop`
+            while not stop.is_set():
+                try:
+                    data = sock.recv(self.recv_size)
+                except socket.timeout:
+                    continue
+                except OSError as exc:
+                    log.info("%s: connection lost: %s", self.path, exc)
+                    break
+                if not data:
+                    log.info("%s: server closed the connection", self.path)
+                    if on_state:
+                        on_state("ended", f"{self.path}: server closed the connection")
+                    break
+                self.bytes_received += len(data)
+                try:
+                    sink.write(data)
+                    sink.flush()
+                except (BrokenPipeError, ValueError, OSError):
+                    log.debug("ffmpeg stdin closed; socket feeder ends")
+                    break
+        finally:
+            if sock is not None:
+                sock.close()
+            try:
+                sink.close()
+            except OSError:
+                pass
+
+
+class UrlSource(Source):
+    """Anything ffmpeg opens by itself: rtsp/srt/udp/http URLs, `file:` paths, lavfi and grab devices.
+
+    `lavfi:GRAPH` and `x11grab:DISPLAY` (and other `device:` prefixes) become `-f device -i ...`.
+    """
+
+    kind = "url"
+
+    def __init__(self, url: str, *, realtime: bool = False, live: bool | None = None,
+                 extra_input_args: list[str] | None = None):
+        self.url = str(url)
+        self.realtime = bool(realtime)
+        self.extra_input_args = list(extra_input_args or [])
+        scheme = self.url.split(":", 1)[0].lower()
+        self.device = scheme if f"{scheme}:" in _DEVICE_PREFIXES else None
+        if live is None:
+            live = scheme in ("rtsp", "rtsps", "rtmp", "srt", "udp", "rtp", "tcp") or (
+                self.device is not None and self.device != "lavfi")
+        self.live = bool(live)
+
+    @property
+    def name(self) -> str:
+        return self.url
+
+    def input_args(self, start: float | None = None) -> list[str]:
+        args = list(self.extra_input_args)
+        if self.realtime and not self.live:
+            args += ["-re"]
+        if self.device is not None:
+            return args + ["-f", self.device, "-i", self.url.split(":", 1)[1]]
+        return args + ["-i", self.url]
+
+
+def is_url(spec: str) -> bool:
+    """True for specs ffmpeg opens by itself (URL schemes, protocol and device prefixes)."""
+    return bool(_URL_RE.match(spec)) or spec.startswith(_DEVICE_PREFIXES) or spec.startswith(_PROTOCOL_PREFIXES)
+
+
+def open_source(spec: Any, *, realtime: bool = False) -> Source:
+    """Map a user's source spec onto a Source.
+
+    - a Source: returned as is
+    - `follow:PATH`: FollowSource; `unix:PATH`: SocketSource
+    - a URL (`rtsp://`, `srt://`, `udp://`, `http://`, `file:`...) or `lavfi:`/`x11grab:` spec: UrlSource
+    - an existing Unix socket: SocketSource
+    - a cht session directory: its `scene.sock` if present, else follow its newest recording
+      (either counts as finished once the server is gone: see SESSION_END_AFTER / SESSION_IDLE_TIMEOUT)
+    - an existing regular file: FileSource (max speed, or real-time pace with realtime=True)
+    - anything else: MediaError(path, "no such file")
+    """
+    if isinstance(spec, Source):
+        return spec
+    if not isinstance(spec, (str, os.PathLike)):
+        raise TypeError(f"unsupported source {spec!r}: give a path, a URL, or a Source")
+    text = os.fspath(spec)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    if isinstance(spec, str):
+        if text.startswith("follow:"):
+            return FollowSource(text[len("follow:"):], realtime=realtime)
+        if text.startswith("unix:"):
+            return SocketSource(text[len("unix:"):])
+        if is_url(text):
+            return UrlSource(text, realtime=realtime)
+    path = Path(text).expanduser()
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise MediaError(path, "no such file") from None
+    except OSError as exc:
+        raise MediaError(path, f"cannot access ({exc.strerror or exc})") from None
+    if stat.S_ISSOCK(st.st_mode):
+        return SocketSource(path)
+    if stat.S_ISDIR(st.st_mode):
+        sock = path / layout.SOCKET_NAME
+        if sock.exists() and stat.S_ISSOCK(sock.stat().st_mode):
+            return SocketSource(sock, end_after=SESSION_END_AFTER)
+        if layout.is_session_dir(path):
+            return FollowSource(path, realtime=realtime, idle_timeout=SESSION_IDLE_TIMEOUT)
+        raise MediaError(path, "a directory that is not a cht session (no scene.sock, no stream/)")
+    if stat.S_ISREG(st.st_mode):
+        return FileSource(path, realtime=realtime)
+    if stat.S_ISFIFO(st.st_mode):
+        return UrlSource(f"file:{path}", live=True)
+    raise MediaError(path, "not a regular file, socket or session directory")
+
+
+__all__ = ["Source", "FileSource", "FollowSource", "SocketSource", "UrlSource", "open_source", "is_url",
+           "FileReplacedError"]
