@@ -1,0 +1,184 @@
+"""Replay: a recording served as a live cht session (growing fMP4 + scene.sock) with real ffmpeg and sockets."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from cht_lab import layout
+from cht_lab.ffmpeg import MediaError, find_ffmpeg, live_processes, probe
+from cht_lab.replay import AnnexBScanner, StreamServer, replay
+from conftest import make_clip
+
+
+def _read_all(path: Path, *, timeout: float = 20.0) -> bytes:
+    """Connect to a Unix socket and read until the server closes it."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    sock.connect(str(path))
+    chunks = []
+    try:
+        while True:
+            data = sock.recv(1 << 16)
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        sock.close()
+    return b"".join(chunks)
+
+
+def _decode_frames(h264: bytes) -> int:
+    """Decode an Annex-B stream from scratch; returns the number of frames (raises on errors)."""
+    res = subprocess.run([find_ffmpeg(), "-hide_banner", "-v", "error", "-xerror", "-f", "h264", "-i", "pipe:0",
+                          "-f", "null", "-"], input=h264, capture_output=True, timeout=30, check=False)
+    assert res.returncode == 0, res.stderr.decode()
+    res = subprocess.run([find_ffmpeg(), "-hide_banner", "-f", "h264", "-i", "pipe:0", "-map", "0:v", "-c", "copy",
+                          "-f", "framecrc", "-"], input=h264, capture_output=True, timeout=30, check=True)
+    return sum(1 for line in res.stdout.decode().splitlines() if line and not line.startswith("#"))
+
+
+def _wait_for(cond, timeout: float = 10.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("replay_src")
+    return make_clip(d / "clip.mp4", seconds=3.0, size="320x240", fps=30)
+
+
+def test_replay_serves_a_live_session(clip, tmp_path):
+    before = {t.name for t in threading.enumerate()}
+    t0 = time.monotonic()
+    with replay(clip, out_dir=tmp_path, speed=3.0) as server:
+        session = server.session_dir
+        assert session.parent == tmp_path and layout.parse_start_time(session.name) is not None
+        sock = server.socket_path
+        assert sock == session / "scene.sock"
+        st = os.stat(sock)
+        assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
+        data = _read_all(sock)  # one client, from connect to the end of the stream
+        assert server.wait(10)
+    elapsed = time.monotonic() - t0
+    assert elapsed >= 3.0 / 3.0 * 0.7, "replay must be paced (3 s at 3x takes about 1 s)"
+    # the client joined at a keyframe with parameter sets: the stream decodes cleanly on its own
+    types = [n.type for n in AnnexBScanner().feed(data[:4096])]
+    first_slice = next(i for i, t in enumerate(types) if 1 <= t <= 5)
+    assert types[first_slice] == 5 and 7 in types[:first_slice] and 8 in types[:first_slice], types[:6]
+    frames = _decode_frames(data)
+    assert 30 <= frames <= 90
+    # the growing fMP4 is complete: same frame count as the source, with audio
+    (rec,) = layout.recordings(session)
+    assert layout.parse_start_time(rec.stem) is not None
+    info = probe(rec)
+    assert info.video.frames == probe(clip).video.frames and info.has_audio
+    assert not sock.exists(), "the socket goes away when the server ends"
+    assert server.status["state"] == "finished" and not server.errors
+    assert live_processes() == []
+    leftover = {t.name for t in threading.enumerate()} - before
+    assert not any(n.startswith("replay") for n in leftover), leftover
+
+
+def test_recording_grows_while_replaying(clip, tmp_path):
+    with replay(clip, out_dir=tmp_path, speed=1.0) as server:
+        rec = _wait_for(lambda: layout.recordings(server.session_dir), what="stream file")[0]
+        partial = _wait_for(lambda: (d := probe(rec).duration) > 0.3 and d, what="first fragments")
+        assert partial < 2.5, "a fragment must be readable long before the recording ends"
+        server.stop()
+        server.stop()  # twice is fine
+    assert live_processes() == []
+
+
+def test_multi_segment_session_with_separate_audio(tmp_path):
+    ff = find_ffmpeg()
+    src = tmp_path / "20240101_120000"
+    (src / "stream").mkdir(parents=True)
+    make_clip(src / "stream" / "20240101_120000.mp4", seconds=1.5, size="160x120", fps=20, audio=False)
+    make_clip(src / "stream" / "20240101_120002.mp4", seconds=1.5, size="160x120", fps=20, audio=False)
+    subprocess.run([ff, "-v", "error", "-y", "-f", "lavfi", "-i", "sine=d=3.5", "-c:a", "aac", "-f", "adts",
+                    str(src / "stream" / "audio.aac")], check=True, timeout=30)
+    seen_segments = []
+    with replay(src, out_dir=tmp_path / "out", speed=4.0,
+                on_segment=lambda n, p: seen_segments.append(p.name)) as server:
+        # one client connection per recorder run: EOF at the restart, then a fresh stream on reconnect
+        first = _read_all(server.socket_path)
+        second = b""
+        deadline = time.monotonic() + 10
+        while not second and time.monotonic() < deadline:
+            try:
+                second = _read_all(server.socket_path)
+            except (FileNotFoundError, ConnectionRefusedError):
+                if server.done.is_set():
+                    break
+                time.sleep(0.05)
+        assert server.wait(10)
+    assert _decode_frames(first) > 0 and _decode_frames(second) > 0
+    recs = layout.recordings(server.session_dir)
+    assert [r.name for r in recs] == seen_segments and len(recs) == 2
+    assert recs[0].name < recs[1].name
+    segs = layout.discover_segments(server.session_dir)
+    assert segs[1].offset >= 0.0  # names map onto the session timeline
+    assert probe(server.session_dir / "stream" / "audio.aac").has_audio
+    assert all(not probe(r).has_audio for r in recs), "video-only segments when audio.aac is separate"
+
+
+def test_loop_keeps_streaming_until_stopped(tmp_path):
+    clip = make_clip(tmp_path / "short.mp4", seconds=0.5, size="160x120", fps=20, audio=False)
+    with replay(clip, out_dir=tmp_path / "out", speed=4.0, loop=True) as server:
+        _wait_for(lambda: server.server.access_units > 30, what="more access units than one pass has")
+        assert not server.done.is_set()
+    assert live_processes() == []
+
+
+def test_bad_inputs(tmp_path):
+    with pytest.raises(MediaError, match="no such file"):
+        replay(tmp_path / "missing.mp4", out_dir=tmp_path)
+    ff = find_ffmpeg()
+    audio_only = tmp_path / "speech.m4a"
+    subprocess.run([ff, "-v", "error", "-y", "-f", "lavfi", "-i", "sine=d=1", "-c:a", "aac", str(audio_only)],
+                   check=True, timeout=30)
+    with pytest.raises(MediaError, match="speech.m4a.*no video"):
+        replay(audio_only, out_dir=tmp_path / "out").start()
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n")
+    with pytest.raises(MediaError, match="notes.mp4"):
+        replay(text, out_dir=tmp_path / "out").start()
+    assert live_processes() == []
+
+
+def test_scanner_finds_nal_units_across_chunk_boundaries():
+    stream = (b"\x00\x00\x00\x01\x67\x64\x00" + b"\x00\x00\x00\x01\x68\xee" + b"\x00\x00\x01\x65\x88\x84"
+              + b"\x00\x00\x01\x41\x9a\x00")
+    whole = [(n.pos, n.type) for n in AnnexBScanner().feed(stream)]
+    for cut in range(1, len(stream)):
+        sc = AnnexBScanner()
+        parts = sc.feed(stream[:cut]) + sc.feed(stream[cut:]) + sc.feed(b"\x00" * 6)
+        assert [(n.pos, n.type) for n in parts] == whole, cut
+    assert [t for _, t in whole] == [7, 8, 5, 1]
+
+
+def test_stream_server_socket_is_private_and_removed(tmp_path):
+    path = tmp_path / ("d" * 90) / "scene.sock"  # longer than sun_path allows: still works
+    server = StreamServer(path).start()
+    try:
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        assert len(str(path)) > 108
+    finally:
+        server.stop()
+    assert not path.exists()
+    shutil.rmtree(tmp_path / ("d" * 90))

@@ -1,0 +1,205 @@
+"""Sources: how each kind of spec becomes ffmpeg input, and the feeders for growing files and sockets."""
+
+from __future__ import annotations
+
+import io
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from cht_lab.ffmpeg import FfmpegProcess, MediaError, find_ffmpeg, live_processes
+from cht_lab.sources import (FileSource, FollowSource, SocketSource, UrlSource, open_source, unix_address)
+from conftest import make_clip
+
+
+class _Sink(io.RawIOBase):
+    """Collects what a feeder writes into 'ffmpeg stdin'; records that the feeder closed it."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.closed_by_feeder = threading.Event()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        self.data += bytes(b)
+        return len(b)
+
+    def close(self) -> None:
+        self.closed_by_feeder.set()
+        super().close()
+
+
+def _listen(path: Path) -> socket.socket:
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with unix_address(path) as addr:
+        srv.bind(addr)
+    srv.listen(1)
+    return srv
+
+
+def test_specs_map_onto_sources(tmp_path):
+    clip = make_clip(tmp_path / "rec.mp4", seconds=0.5, audio=False)
+    src = open_source(clip)
+    assert isinstance(src, FileSource) and src.seekable and not src.live and not src.has_feeder
+    assert src.input_args() == ["-i", str(clip)]
+    assert open_source(str(clip), realtime=True).input_args(start=1.5) == [
+        "-readrate", "1", "-ss", "1.500000", "-i", str(clip)]
+
+    assert isinstance(open_source(f"follow:{clip}"), FollowSource)
+    follow = open_source(f"follow:{clip}")
+    assert follow.live and follow.has_feeder and follow.input_args() == ["-i", "pipe:0"]
+
+    sock_path = tmp_path / "s.sock"
+    srv = _listen(sock_path)
+    try:
+        s = open_source(sock_path)
+        assert isinstance(s, SocketSource) and s.live and not s.seekable
+        assert s.input_args() == ["-f", "h264", "-i", "pipe:0"]
+        assert isinstance(open_source(f"unix:{sock_path}"), SocketSource)
+        # a cht session directory: its socket when present ...
+        session = tmp_path / "20240101_120000"
+        (session / "stream").mkdir(parents=True)
+        (session / "stream" / "20240101_120000.mp4").write_bytes(clip.read_bytes())
+        assert isinstance(open_source(session), FollowSource)  # ... else its newest recording
+        srv2 = _listen(session / "scene.sock")
+        try:
+            chosen = open_source(session)
+            assert isinstance(chosen, SocketSource) and chosen.path == session / "scene.sock"
+        finally:
+            srv2.close()
+    finally:
+        srv.close()
+
+    for url in ("rtsp://127.0.0.1:8554/live", "srt://127.0.0.1:9000", "udp://127.0.0.1:1234", "http://x/y.mp4"):
+        u = open_source(url)
+        assert isinstance(u, UrlSource) and u.input_args()[-2:] == ["-i", url]
+    assert open_source("rtsp://h/x").live and not open_source("http://h/x.mp4").live
+    assert open_source("lavfi:testsrc2=d=1").input_args() == ["-f", "lavfi", "-i", "testsrc2=d=1"]
+    grab = open_source("x11grab::0.0+0,0")
+    assert grab.live and grab.input_args() == ["-f", "x11grab", "-i", ":0.0+0,0"]
+
+
+def test_bad_specs_fail_immediately_naming_the_path(tmp_path):
+    t0 = time.monotonic()
+    with pytest.raises(MediaError, match=r"nothere\.mp4: no such file"):
+        open_source(tmp_path / "nothere.mp4")
+    with pytest.raises(MediaError, match="no such file"):
+        open_source(str(tmp_path / "nothere.mp4"))
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(MediaError, match="empty.mp4: empty"):
+        open_source(empty)
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with pytest.raises(MediaError, match="not a cht session"):
+        open_source(plain)
+    with pytest.raises(TypeError):
+        open_source(42)
+    assert time.monotonic() - t0 < 5.0
+
+
+def test_socket_feeder_waits_for_the_server_and_copies_the_stream(tmp_path):
+    path = tmp_path / "scene.sock"
+    src = SocketSource(path, min_backoff=0.05, max_backoff=0.2)
+    sink, stop, states = _Sink(), threading.Event(), []
+    feeder = threading.Thread(target=src.feed, args=(sink, stop, lambda s, m: states.append(s)))
+    feeder.start()
+    try:
+        deadline = time.monotonic() + 10
+        while "connecting" not in states and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert "connecting" in states, "the feeder retries while the server is not there"
+        srv = _listen(path)  # the server appears later
+        conn, _ = srv.accept()
+        payload = bytes(range(256)) * 400
+        conn.sendall(payload)
+        conn.close()  # server goes away: the feeder ends and closes ffmpeg's stdin (this run ends)
+        assert sink.closed_by_feeder.wait(10)
+        feeder.join(10)
+        srv.close()
+    finally:
+        stop.set()
+        feeder.join(5)
+    assert bytes(sink.data) == payload
+    assert states[-2:] == ["connected", "ended"] and src.connections == 1
+
+
+def test_socket_source_ends_when_the_server_is_gone_for_good(tmp_path):
+    path = tmp_path / "scene.sock"
+    srv = _listen(path)
+    srv.close()
+    path.unlink()
+    src = SocketSource(path, min_backoff=0.05, end_after=0.3)
+    t0 = time.monotonic()
+    src.feed(_Sink(), threading.Event())
+    assert src.finished and time.monotonic() - t0 < 5
+
+
+def test_follow_feeder_tails_a_file_ffmpeg_is_still_writing(tmp_path):
+    target = tmp_path / "growing.mp4"
+    writer = FfmpegProcess(["-hide_banner", "-v", "error", "-nostdin", "-re", "-f", "lavfi", "-i",
+                            "testsrc2=s=160x120:r=20:d=1.5", "-c:v", "libx264", "-preset", "ultrafast",
+                            "-movflags", "+frag_keyframe+empty_moov+default_base_moof", "-frag_duration", "200000",
+                            "-flush_packets", "1", str(target)], stdout=None, name="writer")
+    src = FollowSource(target, idle_timeout=0.6)
+    sink, stop = _Sink(), threading.Event()
+    grew_while_writing = []
+    feeder = threading.Thread(target=src.feed, args=(sink, stop))
+    feeder.start()
+    try:
+        deadline = time.monotonic() + 10
+        while writer.running() and time.monotonic() < deadline:
+            if sink.data:
+                grew_while_writing.append(len(sink.data))
+            time.sleep(0.05)
+        writer.wait(10)
+        assert sink.closed_by_feeder.wait(10), "the feeder ends once the file stops growing"
+    finally:
+        stop.set()
+        feeder.join(5)
+        writer.stop()
+    assert grew_while_writing, "bytes were fed before the writer finished"
+    assert bytes(sink.data) == target.read_bytes() and src.finished
+    # what was fed is a readable recording
+    res = subprocess.run([find_ffmpeg(), "-v", "error", "-i", "pipe:0", "-f", "null", "-"], input=bytes(sink.data),
+                         capture_output=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    assert live_processes() == []
+
+
+def test_follow_session_switches_to_a_newer_recording(tmp_path):
+    session = tmp_path / "20240101_120000"
+    (session / "stream").mkdir(parents=True)
+    first = make_clip(session / "stream" / "20240101_120000.mp4", seconds=0.3, audio=False)
+    src = FollowSource(session, switch_after=0.2, idle_timeout=30)
+    sink, stop = _Sink(), threading.Event()
+    feeder = threading.Thread(target=src.feed, args=(sink, stop))
+    feeder.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(sink.data) < first.stat().st_size and time.monotonic() < deadline:
+            time.sleep(0.02)
+        make_clip(session / "stream" / "20240101_120005.mp4", seconds=0.3, audio=False)  # recorder restart
+        assert sink.closed_by_feeder.wait(10), "a newer recording ends the run"
+    finally:
+        stop.set()
+        feeder.join(5)
+    assert bytes(sink.data) == first.read_bytes() and not src.finished
+    second = _Sink()
+    stop2 = threading.Event()
+    t = threading.Thread(target=src.feed, args=(second, stop2))
+    t.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(second.data) == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        stop2.set()
+        t.join(5)
+    assert src.current.name == "20240101_120005.mp4" and len(second.data) > 0
