@@ -265,7 +265,9 @@ class SocketSource(Source):
         return True
 
     def input_args(self, start: float | None = None) -> list[str]:
-        args = ["-f", "h264"]
+        # a short analysis: the SPS timing (frame rate) is found within 0.2 s, the first frame comes
+        # right after instead of ~1.5 s later with the defaults
+        args = ["-f", "h264", "-analyzeduration", "200000"]
         if self.framerate:
             args += ["-framerate", f"{self.framerate:g}"]
         return args + ["-i", "pipe:0"]
