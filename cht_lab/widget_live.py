@@ -112,10 +112,12 @@ class LivePanel(_Panel):
             rows, self._new_rows = self._new_rows, []
         if "status" in pending:
             self._status = pending["status"]
-            thr = self._status.get("threshold")
-            if thr is not None and abs(float(thr) - self._threshold) > 1e-12 and hasattr(self, "slider"):
-                self._threshold = float(thr)  # changed by code (live.set_threshold): follow it
-                parts.add("scores")
+        # set by code (live.set_threshold) rather than by the slider: follow it. Read now, not from
+        # the ticker's status, which may predate a slider move.
+        current = float(self.session.threshold)
+        if abs(current - self._threshold) > 1e-12 and hasattr(self, "slider"):
+            self._threshold = current
+            parts.add("scores")
         if "scores" in pending:
             self._scores = pending["scores"]
         if "audio" in pending:
