@@ -419,7 +419,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
 class _CaptureJob:
     seq: int
     info: dict[str, Any]
-    ring: _FullResRing
+    full: _FullFrame | None
     done: threading.Event | None = None
     result: dict[str, Any] | None = None
     error: BaseException | None = None
@@ -615,7 +615,8 @@ class SceneDetector:
             return None
         with self._decide_lock:
             self._decider.note_capture(info["ts"])
-        job = _CaptureJob(info["seq"], {**info, "kind": "manual"}, run.ring, done=threading.Event())
+        full = run.ring.get(info["seq"], timeout=0.0)
+        job = _CaptureJob(info["seq"], {**info, "kind": "manual"}, full, done=threading.Event())
         self._captures.put(job)
         if not job.done.wait(timeout):  # type: ignore[union-attr]
             raise TimeoutError(f"manual capture did not finish within {timeout:.0f} s")
@@ -626,7 +627,7 @@ class SceneDetector:
     # ------------------------------------------------------------------ errors
 
     def _error(self, message: str, *, level: int = logging.ERROR) -> None:
-        log.log(level, "%s: %s", self.source.name, message)
+        log.log(level, "%s", message)
         with self._lock:
             self._last_error = message
             self._errors.append({"time": time.time(), "error": message})
@@ -666,8 +667,15 @@ class SceneDetector:
                 # the run ended early: restart (resume a file, reconnect a socket)
                 progressed = self._frames > frames_before
                 failures_without_frames = 0 if progressed else failures_without_frames + 1
-                if not self.restart or (self.max_restarts is not None and self._restarts >= self.max_restarts):
-                    self._error(f"not restarting after {self._restarts} restarts")
+                if not self.restart:
+                    clean = outcome == "ended-clean"
+                    if not clean:
+                        self._error(f"{self.source.name}: the run ended and restart=False")
+                    self._set_state("finished" if clean else "failed")
+                    self.done.set()
+                    break
+                if self.max_restarts is not None and self._restarts >= self.max_restarts:
+                    self._error(f"{self.source.name}: giving up after {self._restarts} restarts (max_restarts)")
                     self._set_state("failed")
                     self.done.set()
                     break
@@ -732,7 +740,7 @@ class SceneDetector:
         if not isinstance(self.source, SocketSource):
             self._set_state("running" if number == 0 else "starting")
         try:
-            self._process_frames(run, resume or 0.0)
+            self._process_frames(run)
         finally:
             stop.set()
             proc.stop(timeout=2.0)
@@ -743,6 +751,7 @@ class SceneDetector:
             ring.pipe.close()
             self._flush_scores(force=True)
             plan.cleanup()
+        log.info("run %d ended: %d frames, ffmpeg exit code %s", number, run.frames, proc.returncode)
         return self._judge_run(run)
 
     def _feed(self, run: _Run) -> None:
@@ -799,7 +808,8 @@ class SceneDetector:
         if self._stop.is_set():
             return "ended"
         rc = run.proc.returncode
-        summary = run.proc.error_summary() if rc not in (0, None) or run.frames == 0 else ""
+        path = str(self.source.path) if isinstance(getattr(self.source, "path", None), Path) else None
+        summary = _diagnose(run.proc, path) if rc not in (0, None) or run.frames == 0 else ""
         ring_error = run.ring.error
         finished_source = getattr(self.source, "finished", False)
         if rc == 0 and run.feeder_error is None and ring_error is None:
@@ -809,35 +819,37 @@ class SceneDetector:
                     return "failed"
                 return "finished"
             if run.frames == 0 and isinstance(self.source, SocketSource) and self.source.bytes_received:
-                self._error(f"{self.source.name}: no decodable H.264 in the stream "
-                            f"({_friendly(run.proc.error_summary())})")
-            return "ended"  # a live stream ended (server gone): restart
+                self._error(f"{self.source.name}: no decodable H.264 in the stream ({_diagnose(run.proc)})")
+                return "ended"
+            return "ended-clean"  # a live stream ended (server gone): restart
         if finished_source:
             return "finished"
-        reason = _friendly(summary) if summary else (ring_error or f"ffmpeg exited with code {rc}")
+        reason = summary or ring_error or f"ffmpeg exited with code {rc}"
         if rc is not None and rc < 0:
             reason = f"ffmpeg was killed (signal {-rc})" + (f": {reason}" if summary else "")
         if run.frames == 0 and self._frames == 0 and not self.source.live:
             self._error(f"{self.source.name}: {reason}")  # bad input: nothing to resume
             return "failed"
         self._error(f"{self.source.name}: run {run.number} ended after {run.frames} frames: {reason}")
+        if not self.source.seekable and run.frames == 0 and not self.source.live:
+            return "failed"
         return "ended"
 
     # ------------------------------------------------------------------ frames
 
-    def _process_frames(self, run: _Run, resume: float) -> None:
+    def _process_frames(self, run: _Run) -> None:
         self._scorer.reset()
         self._batch: dict[str, list[Any]] = collections.defaultdict(list)
         self._batch_started = 0.0
         live = self.source.live or self.source.realtime
-        batch_age = 0.05 if live else 0.25
+        batch_age = 0.0 if live else 0.25
         first_pts: float | None = None
         t_first: float | None = None
         for frame in run.plan.frames(run.proc, run.stop):
             if self._stop.is_set():
                 break
             now = time.monotonic()
-            pts = frame.pts + resume
+            pts = frame.pts  # a resumed file keeps its timestamps (see FileSource.input_args)
             if first_pts is None:
                 first_pts = pts
                 t_first = run.first_bytes_at or now
@@ -871,7 +883,9 @@ class SceneDetector:
                 capture = self._decider.decide(ts, score)
                 threshold = self._threshold
             if capture:
-                self._captures.put(_CaptureJob(frame.seq, {**info, "kind": "scene", "threshold": threshold}, run.ring))
+                # pin the full-res frame now (a reference, no copy): the ring moves on with the decode
+                full = run.ring.get(frame.seq)
+                self._captures.put(_CaptureJob(frame.seq, {**info, "kind": "scene", "threshold": threshold}, full))
             self._frames += 1
             self._rate.append(now)
             if live and t_first is not None:
@@ -881,7 +895,7 @@ class SceneDetector:
 
     def _start_run_timeline(self, run: _Run, first_pts: float) -> None:
         """Place the run on the session timeline: the owner's callback, else a continuous clock."""
-        if run.number > 0 and self.source.live and self.on_run_start is None and self._last_ts is not None:
+        if run.number > 0 and self.source.live and self._last_ts is not None:
             elapsed = time.monotonic() - self._t_last_frame if hasattr(self, "_t_last_frame") else 0.0
             self.ts_offset = self._last_ts + max(elapsed, 1e-3) - first_pts
         if self.on_run_start is not None:
@@ -958,7 +972,7 @@ class SceneDetector:
                 job.done.set()
 
     def _capture(self, job: _CaptureJob) -> dict[str, Any] | None:
-        full = job.ring.get(job.seq)
+        full = job.full
         if full is None:
             raise MediaError(self.source.name, "no full-resolution frame available to capture")
         data = encode_jpeg(full, self.jpeg_quality)
@@ -993,20 +1007,37 @@ def _new_lines(before: list[str], now: list[str]) -> list[str]:
     return now
 
 
-_FRIENDLY = [
-    (re.compile(r"Invalid data found", re.I), "not a video ffmpeg can read (invalid data)"),
+_FRIENDLY = [  # most specific first: a truncated MP4 also says "Invalid data found" later
     (re.compile(r"moov atom not found", re.I), "truncated or unfinished MP4 (moov atom not found)"),
-    (re.compile(r"matches no streams|does not contain any stream|no video", re.I), "no video stream"),
+    (re.compile(r"Invalid data found|moov atom not found", re.I), "not a video ffmpeg can read (invalid data)"),
+    (re.compile(r"matches no streams|does not contain any stream|no video|Stream specifier .* matches", re.I),
+     "no video stream"),
     (re.compile(r"No such file", re.I), "no such file"),
     (re.compile(r"Permission denied", re.I), "permission denied"),
 ]
 
 
-def _friendly(summary: str) -> str:
+_MP4_BOXES = (b"ftyp", b"styp", b"moov", b"moof", b"mdat", b"free", b"skip", b"wide", b"pnot", b"sidx")
+
+
+def _looks_like_mp4(path: str | None) -> bool:
+    try:
+        with open(path, "rb") as fh:  # type: ignore[arg-type]
+            return fh.read(8)[4:8] in _MP4_BOXES
+    except (OSError, TypeError):
+        return True
+
+
+def _diagnose(proc: FfmpegProcess, path: str | None = None) -> str:
+    """Why ffmpeg failed, in words a user can act on, with ffmpeg's own line for reference."""
+    lines = [ln.strip() for ln in proc.stderr_tail(40).splitlines() if ln.strip()]
     for pattern, text in _FRIENDLY:
-        if pattern.search(summary):
-            return f"{text} ({summary.strip()})"
-    return summary.strip()
+        if text.startswith("truncated") and not _looks_like_mp4(path):
+            continue  # ffmpeg says 'moov atom not found' for any junk named .mp4
+        for line in lines:
+            if pattern.search(line):
+                return f"{text} (ffmpeg: {line if len(line) <= 120 else line[:117] + '...'})"
+    return proc.error_summary()
 
 
 __all__ = ["SceneDetector", "DetectorError", "encode_jpeg", "FULLRES_RING"]

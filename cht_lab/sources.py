@@ -125,7 +125,9 @@ class FileSource(Source):
         if self.realtime:
             args += ["-readrate", f"{self.speed:g}"]
         if start is not None and start > 0:
-            args += ["-ss", f"{start:.6f}"]  # accurate seek: frames before `start` are decoded and dropped
+            # accurate seek (frames before `start` are decoded and dropped) that keeps the recording's
+            # timestamps: a resumed run reports the same pts a full run would, to the microsecond
+            args += ["-copyts", "-start_at_zero", "-ss", f"{start:.6f}"]
         return args + ["-i", str(self.path)]
 
 
@@ -267,7 +269,7 @@ class SocketSource(Source):
     def input_args(self, start: float | None = None) -> list[str]:
         # a short analysis: the SPS timing (frame rate) is found within 0.2 s, the first frame comes
         # right after instead of ~1.5 s later with the defaults
-        args = ["-f", "h264", "-analyzeduration", "200000"]
+        args = ["-f", "h264", "-analyzeduration", "200000", "-flags", "low_delay"]
         if self.framerate:
             args += ["-framerate", f"{self.framerate:g}"]
         return args + ["-i", "pipe:0"]

@@ -49,7 +49,7 @@ def test_specs_map_onto_sources(tmp_path):
     assert isinstance(src, FileSource) and src.seekable and not src.live and not src.has_feeder
     assert src.input_args() == ["-i", str(clip)]
     assert open_source(str(clip), realtime=True).input_args(start=1.5) == [
-        "-readrate", "1", "-ss", "1.500000", "-i", str(clip)]
+        "-readrate", "1", "-copyts", "-start_at_zero", "-ss", "1.500000", "-i", str(clip)]
 
     assert isinstance(open_source(f"follow:{clip}"), FollowSource)
     follow = open_source(f"follow:{clip}")
