@@ -605,7 +605,7 @@ class SceneDetector:
     def capture_now(self, timeout: float = 10.0) -> dict[str, Any] | None:
         """Capture the most recently decoded full-resolution frame (kind 'manual'); None if none yet."""
         run = self._run
-        if run is None:
+        if run is None or self._stop.is_set() or self._capturer is None or not self._capturer.is_alive():
             return None
         full = run.ring.latest()
         if full is None:
@@ -658,11 +658,9 @@ class SceneDetector:
                     break
                 if outcome == "finished":
                     self._set_state("finished")
-                    self.done.set()
                     break
                 if outcome == "failed":
                     self._set_state("failed")
-                    self.done.set()
                     break
                 # the run ended early: restart (resume a file, reconnect a socket)
                 progressed = self._frames > frames_before
@@ -672,18 +670,15 @@ class SceneDetector:
                     if not clean:
                         self._error(f"{self.source.name}: the run ended and restart=False")
                     self._set_state("finished" if clean else "failed")
-                    self.done.set()
                     break
                 if self.max_restarts is not None and self._restarts >= self.max_restarts:
                     self._error(f"{self.source.name}: giving up after {self._restarts} restarts (max_restarts)")
                     self._set_state("failed")
-                    self.done.set()
                     break
                 if not self.source.live and failures_without_frames >= 3:
                     self._error(f"{self.source.name}: giving up after {failures_without_frames} failed runs "
                                 "without progress")
                     self._set_state("failed")
-                    self.done.set()
                     break
                 self._restarts += 1
                 self._set_state("reconnecting" if isinstance(self.source, SocketSource) else "starting")
@@ -696,10 +691,21 @@ class SceneDetector:
             log.exception("scene detector worker crashed")
             self._error(f"detector crashed: {type(exc).__name__}: {exc}")
             self._set_state("failed")
-            self.done.set()
         finally:
             self._flush_scores(force=True)
+            self._drain_captures()
             self._captures.put(None)
+            if self._state in ("finished", "failed"):
+                self.done.set()  # only now: every score row and capture of the source is in the index
+
+    def _drain_captures(self, timeout: float = 10.0) -> None:
+        """Wait until the captures queued so far are written (or the capture thread is gone)."""
+        if self._capturer is None or not self._capturer.is_alive():
+            return
+        barrier = _CaptureJob(-1, {}, None, done=threading.Event())
+        self._captures.put(barrier)
+        if not barrier.done.wait(timeout):  # type: ignore[union-attr]
+            self._error(f"captures still pending after {timeout:.0f} s")
 
     def _set_state(self, state: str) -> None:
         with self._lock:
@@ -714,7 +720,7 @@ class SceneDetector:
         return self._last_pts + step / 2
 
     def _one_run(self, number: int) -> str:
-        """One ffmpeg process from start to end; returns 'finished', 'failed' or 'ended'."""
+        """One ffmpeg process from start to end: 'finished', 'failed', 'ended' (restart) or 'ended-clean'."""
         resume = self._resume_point()
         plan = _LivePlan(self.source.input_args(start=resume), backend=self.backend or "cpu")
         stop = threading.Event()
@@ -952,6 +958,9 @@ class SceneDetector:
             if job is None:
                 if self._stop.is_set() or (self._worker is not None and not self._worker.is_alive()):
                     break
+                continue
+            if job.seq < 0:  # a barrier: everything before it is written
+                job.done.set()  # type: ignore[union-attr]
                 continue
             try:
                 job.result = self._capture(job)
