@@ -39,7 +39,7 @@ import numpy as np
 from . import layout
 from .decision import DEFAULT_MIN_GAP, ThresholdDecider
 from .ffmpeg import FfmpegProcess, MediaError
-from .sources import SocketSource, Source, open_source
+from .sources import FollowSource, SocketSource, Source, open_source
 
 log = logging.getLogger(__name__)
 
@@ -851,6 +851,7 @@ class SceneDetector:
         batch_age = 0.0 if live else 0.25
         first_pts: float | None = None
         t_first: float | None = None
+        wall_origin: float | None = None
         for frame in run.plan.frames(run.proc, run.stop):
             if self._stop.is_set():
                 break
@@ -859,6 +860,7 @@ class SceneDetector:
             if first_pts is None:
                 first_pts = pts
                 t_first = run.first_bytes_at or now
+                wall_origin = self._wall_origin()
                 self._start_run_timeline(run, pts)
                 if not isinstance(self.source, SocketSource) or run.first_bytes_at is not None:
                     self._set_state("running")
@@ -894,10 +896,20 @@ class SceneDetector:
                 self._captures.put(_CaptureJob(frame.seq, {**info, "kind": "scene", "threshold": threshold}, full))
             self._frames += 1
             self._rate.append(now)
-            if live and t_first is not None:
+            if wall_origin is not None:  # a growing recording named by its start time: lag behind its live edge
+                self._lag = max(0.0, time.time() - (wall_origin + pts))
+            elif live and t_first is not None:  # a stream that arrives in real time
                 self._lag = max(0.0, (now - t_first) - (pts - first_pts))  # type: ignore[operator]
             if len(self._batch["ts"]) >= 512 or now - self._batch_started >= batch_age:
                 self._flush_scores()
+
+    def _wall_origin(self) -> float | None:
+        """Wall-clock time of pts 0 for a followed cht recording (its name is its start time)."""
+        current = getattr(self.source, "current", None)
+        if not isinstance(self.source, FollowSource) or current is None:
+            return None
+        start = layout.parse_start_time(Path(current).stem)
+        return start.timestamp() if start is not None else None
 
     def _start_run_timeline(self, run: _Run, first_pts: float) -> None:
         """Place the run on the session timeline: the owner's callback, else a continuous clock."""
