@@ -352,3 +352,18 @@ def test_capture_now_and_lifecycle(cuts, session):
     det.stop()  # twice is fine
     assert det.status["state"] == "stopped" and det.ffmpeg_pid is None
     assert row["id"] in set(idx.frames()["id"])
+
+
+def test_cht_session_directory_ends_when_its_server_is_gone(tmp_path, session, monkeypatch, cuts):
+    import cht_lab.sources as sources_mod
+
+    monkeypatch.setattr(sources_mod, "SESSION_END_AFTER", 0.5)
+    session_dir, idx = session
+    with replay(cuts, out_dir=tmp_path / "srv", speed=4.0) as server:
+        det = SceneDetector(server.session_dir, session_dir=session_dir, index=idx, threshold=THRESHOLD)
+        assert isinstance(det.source, SocketSource)  # a live cht session: its scene.sock
+        det.start()
+        assert server.wait(20)
+    assert det.wait(10), "the stream ended for good once the socket is gone"
+    det.stop()
+    assert det.status["state"] == "finished" and det.status["frames"] > 0
