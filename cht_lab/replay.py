@@ -14,6 +14,7 @@ import itertools
 import logging
 import os
 import queue
+import shutil
 import socket
 import tempfile
 import threading
@@ -410,6 +411,9 @@ class Replay:
         self.session_dir = layout.create_session_dir(self.out_dir, self._started_at)
         self._started_at = layout.parse_start_time(self.session_dir.name) or self._started_at
         (self.session_dir / layout.STREAM_DIR).mkdir(exist_ok=True)
+        labels = self.source / layout.LABELS_CSV if self.source.is_dir() else None
+        if labels is not None and labels.is_file():  # same timeline, so the ground truth still holds
+            shutil.copyfile(labels, self.session_dir / layout.LABELS_CSV)
         self.socket_path = self._socket_path_override or self.session_dir / self.socket_name
         self.server = StreamServer(self.socket_path, record_sends=self.record_sends).start()
         self._t0 = time.monotonic()
@@ -503,7 +507,8 @@ class Replay:
                 self._stop.wait(max(0.0, self._t0 + offset / self.speed - time.monotonic()))
                 if self._stop.is_set():
                     return
-                when = self._started_at + timedelta(seconds=offset / self.speed)
+                # named by media time, so the replayed session keeps the source's timeline (and labels)
+                when = self._started_at + timedelta(seconds=offset)
                 name = when.strftime(layout.TIME_FORMAT)
                 while name <= last_name:  # one second resolution: keep names (= order) increasing
                     when += timedelta(seconds=1)

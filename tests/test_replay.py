@@ -112,6 +112,7 @@ def test_multi_segment_session_with_separate_audio(tmp_path):
     make_clip(src / "stream" / "20240101_120002.mp4", seconds=1.5, size="160x120", fps=20, audio=False)
     subprocess.run([ff, "-v", "error", "-y", "-f", "lavfi", "-i", "sine=d=3.5", "-c:a", "aac", "-f", "adts",
                     str(src / "stream" / "audio.aac")], check=True, timeout=30)
+    (src / "labels.csv").write_text("time,end,kind,note\n2.5,,cut,second segment\n")
     seen_segments = []
     with replay(src, out_dir=tmp_path / "out", speed=4.0,
                 on_segment=lambda n, p: seen_segments.append(p.name)) as server:
@@ -132,7 +133,8 @@ def test_multi_segment_session_with_separate_audio(tmp_path):
     assert [r.name for r in recs] == seen_segments and len(recs) == 2
     assert recs[0].name < recs[1].name
     segs = layout.discover_segments(server.session_dir)
-    assert segs[1].offset >= 0.0  # names map onto the session timeline
+    assert [s.offset for s in segs] == [0.0, 2.0], "the replayed session keeps the source's timeline"
+    assert (server.session_dir / "labels.csv").read_text() == (src / "labels.csv").read_text()
     assert probe(server.session_dir / "stream" / "audio.aac").has_audio
     assert all(not probe(r).has_audio for r in recs), "video-only segments when audio.aac is separate"
 
