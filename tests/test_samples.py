@@ -1,0 +1,375 @@
+"""The bundled sample sessions: labels match the decoded pictures, files are what cht records,
+generation is deterministic. Real ffmpeg throughout."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cht_lab import layout, samples
+from cht_lab.ffmpeg import FfmpegProcess, find_ffmpeg, live_processes, probe
+from cht_lab.samples import SAMPLES, SampleError, SampleSpec
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "data" / "samples"
+
+AW, AH, BLOCK = 320, 180, 16  # analysis frames: small gray pictures, 20x11 blocks of 16x16
+NOISE_FLOOR = 5.0  # a block "changed" when its mean absolute difference exceeds this (gray levels); the
+#                   re-encoded picture at each 2 s keyframe moves text blocks by up to ~4
+CUT_MIN = 0.15  # a labeled cut/partial changes at least this fraction of the (non-distractor) blocks
+QUIET_MAX = 0.05  # any other frame changes at most this fraction
+
+
+# --------------------------------------------------------------------------- decoding helpers
+
+
+def gray_frames(path: Path, width: int = AW, height: int = AH):
+    """Yield every decoded frame of `path` as a small gray picture (uint8, height x width)."""
+    args = [find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-nostdin", "-i", str(path), "-map", "0:v:0",
+            "-vf", f"scale={width}:{height}:flags=area,format=gray", "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1"]
+    size = width * height
+    with FfmpegProcess(args, name="test-decode") as proc:
+        assert proc.stdout is not None
+        while True:
+            buf = bytearray(size)
+            view, got = memoryview(buf), 0
+            while got < size:
+                n = proc.stdout.readinto(view[got:])
+                if not n:
+                    break
+                got += n
+            if got < size:
+                assert got == 0, f"{path}: truncated frame ({got} of {size} bytes)"
+                break
+            yield np.frombuffer(buf, np.uint8).reshape(height, width)
+        assert proc.wait(timeout=30) == 0, proc.error_summary()
+
+
+def block_mask(spec: SampleSpec, rects: list[tuple[int, int, int, int]], width: int = AW,
+               height: int = AH) -> np.ndarray:
+    """True for analysis blocks that touch none of `rects` (given in the sample's pixels)."""
+    ny, nx = height // BLOCK, width // BLOCK
+    mask = np.ones((ny, nx), bool)
+    sx, sy = width / spec.width, height / spec.height
+    for x, y, w, h in rects:
+        x0, x1 = int((x * sx - 1) // BLOCK), int((x + w) * sx + 1) // BLOCK
+        y0, y1 = int((y * sy - 1) // BLOCK), int((y + h) * sy + 1) // BLOCK
+        mask[max(0, y0): y1 + 1, max(0, x0): x1 + 1] = False
+    return mask
+
+
+def pixel_box(spec: SampleSpec, rect: tuple[int, int, int, int], width: int = AW,
+              height: int = AH) -> tuple[slice, slice]:
+    sx, sy = width / spec.width, height / spec.height
+    x, y, w, h = rect
+    return (slice(int(y * sy), max(int(y * sy) + 1, int(np.ceil((y + h) * sy)))),
+            slice(int(x * sx), max(int(x * sx) + 1, int(np.ceil((x + w) * sx)))))
+
+
+@dataclass
+class Analysis:
+    spec: SampleSpec
+    frac: np.ndarray  # per global frame: fraction of non-distractor blocks that changed (NaN: no predecessor)
+    mad: np.ndarray  # per global frame: mean absolute difference over the non-distractor pixels
+    distractor_change: dict[str, np.ndarray]  # per distractor, per frame: mean abs diff inside its rect
+    kept: dict[int, np.ndarray] = field(default_factory=dict)  # frames kept for gradual checks
+    decoded: int = 0
+
+
+def event_frames(spec: SampleSpec) -> list[tuple[int, int, str]]:
+    """(first, last) frame of each labeled event and its kind."""
+    out = []
+    for e in spec.active_events():
+        f = int(round(e.time * spec.fps))
+        out.append((f, int(round(e.end * spec.fps)) if e.end is not None else f, e.kind))
+    return out
+
+
+def analyse(spec: SampleSpec, session_dir: Path) -> Analysis:
+    ny, nx = AH // BLOCK, AW // BLOCK
+    mask = block_mask(spec, spec.distractor_rects())
+    keep = {f - 1 for f, last, kind in event_frames(spec) if kind == "gradual"} | {
+        last for f, last, kind in event_frames(spec) if kind == "gradual"}
+    frac = np.full(spec.frame_count, np.nan)
+    mad = np.full(spec.frame_count, np.nan)
+    pixels = np.kron(mask, np.ones((BLOCK, BLOCK), bool))
+    dchange = {d.name: np.full(spec.frame_count, np.nan) for d in spec.distractors}
+    boxes = {d.name: pixel_box(spec, d.rect) for d in spec.distractors}
+    result = Analysis(spec, frac, mad, dchange)
+    for seg, name in zip(spec.segment_list(), spec.segment_files()):
+        first = int(round(seg.offset * spec.fps))
+        prev = None
+        for k, frame in enumerate(gray_frames(session_dir / layout.STREAM_DIR / name)):
+            i = first + k
+            result.decoded += 1
+            if i in keep:
+                result.kept[i] = frame.copy()
+            cur = frame.astype(np.int16)
+            if prev is not None and i < spec.frame_count:
+                diff = np.abs(cur - prev)
+                blocks = diff[: ny * BLOCK, : nx * BLOCK].reshape(ny, BLOCK, nx, BLOCK).mean(axis=(1, 3))
+                frac[i] = float((blocks[mask] > NOISE_FLOOR).mean())
+                mad[i] = float(diff[: ny * BLOCK, : nx * BLOCK][pixels].mean())
+                for dname, (ys, xs) in boxes.items():
+                    dchange[dname][i] = float(diff[ys, xs].mean())
+            prev = cur
+    return result
+
+
+@pytest.fixture(scope="module")
+def analyses() -> dict[str, Analysis]:
+    """Each bundled sample decoded once (all segments) and measured."""
+    return {name: analyse(spec, DATA / spec.session_name) for name, spec in SAMPLES.items()}
+
+
+# --------------------------------------------------------------------------- labels vs pictures
+
+
+@pytest.mark.parametrize("name", list(SAMPLES))
+def test_every_labeled_cut_changes_the_picture_at_its_frame(analyses: dict[str, Analysis], name: str) -> None:
+    a = analyses[name]
+    spec = a.spec
+    assert a.decoded == sum(int(round(s.duration * spec.fps)) for s in spec.segment_list()), "frames missing"
+    for f, _, kind in event_frames(spec):
+        if kind == "gradual":
+            continue
+        window = np.nan_to_num(a.frac[f - 3: f + 4], nan=0.0)
+        peak = f - 3 + int(np.argmax(window))
+        assert abs(peak - f) <= 1, f"{name}: {kind} labeled at frame {f} but the picture changes at {peak}"
+        assert a.frac[peak] >= CUT_MIN, f"{name}: {kind} at frame {f} changes only {a.frac[peak]:.3f} of the frame"
+
+
+@pytest.mark.parametrize("name", list(SAMPLES))
+def test_nothing_else_changes_outside_the_distractors(analyses: dict[str, Analysis], name: str) -> None:
+    a = analyses[name]
+    quiet = ~np.isnan(a.frac)
+    for f, last, _ in event_frames(a.spec):
+        quiet[f: last + 1] = False
+    worst = int(np.argmax(np.where(quiet, a.frac, -1)))
+    assert a.frac[worst] <= QUIET_MAX, (
+        f"{name}: unlabeled change of {a.frac[worst]:.3f} of the frame at frame {worst} "
+        f"({worst / a.spec.fps:.3f} s)")
+    cuts = [a.frac[f] for f, _, kind in event_frames(a.spec) if kind != "gradual"]
+    assert min(cuts) > 3 * a.frac[worst], f"{name}: the weakest labeled change is not clearly above the noise"
+
+
+def test_gradual_change_is_spread_over_its_span(analyses: dict[str, Analysis]) -> None:
+    spans = [(name, f, last) for name, a in analyses.items() for f, last, kind in event_frames(a.spec)
+             if kind == "gradual"]
+    assert spans, "no sample has a gradual event"
+    for name, f, last in spans:
+        a = analyses[name]
+        mask = np.kron(block_mask(a.spec, a.spec.distractor_rects()), np.ones((BLOCK, BLOCK), bool))
+        h, w = mask.shape
+        before = a.kept[f - 1][:h, :w].astype(np.int16)
+        after = a.kept[last][:h, :w].astype(np.int16)
+        total = np.abs(after - before)[mask].mean()
+        assert total > 4 * NOISE_FLOOR, f"{name}: the picture after the fade is not a new picture ({total:.1f})"
+        steps = a.mad[f: last + 1]
+        assert np.all(steps > 0.05 * total / len(steps)), f"{name}: the fade stalls inside frames [{f}, {last}]"
+        assert steps.max() < 0.2 * total, f"{name}: one step of the fade is a cut ({steps.max():.1f} of {total:.1f})"
+        assert steps.sum() > 0.8 * total, f"{name}: the change happens outside the labeled span"
+        assert a.frac[last + 1] <= QUIET_MAX and a.frac[f - 1] <= QUIET_MAX, f"{name}: fade longer than labeled"
+
+
+@pytest.mark.parametrize("name", list(SAMPLES))
+def test_distractors_really_move(analyses: dict[str, Analysis], name: str) -> None:
+    """Each distractor changes on many frames away from labeled events (else it distracts nobody)."""
+    a = analyses[name]
+    away = ~np.isnan(a.frac)
+    for f, last, _ in event_frames(a.spec):
+        away[max(0, f - 3): last + 4] = False
+    for d in a.spec.distractors:
+        moving = int((a.distractor_change[d.name][away] > 0.05).sum())
+        assert moving >= 20, f"{name}: distractor {d.name} changes on only {moving} frames"
+
+
+# --------------------------------------------------------------------------- files as cht writes them
+
+
+@pytest.mark.parametrize("name", list(SAMPLES))
+def test_streams_probe_as_the_spec_says(name: str) -> None:
+    spec = SAMPLES[name]
+    d = DATA / spec.session_name
+    frame = 1.0 / spec.fps
+    for seg, fname in zip(spec.segment_list(), spec.segment_files()):
+        path = d / layout.STREAM_DIR / fname
+        info = probe(path)
+        assert info.complete
+        assert info.video is not None and info.video.codec == "h264"
+        assert (info.video.width, info.video.height) == (spec.width, spec.height)
+        assert info.video.fps == pytest.approx(spec.fps, abs=0.01)
+        assert info.video.frames == int(round(seg.duration * spec.fps))
+        assert abs(info.video.duration - seg.duration) <= frame + 1e-6
+        assert abs(info.video.start) < 1e-6, "video must start at pts 0"
+        head = path.read_bytes()
+        assert head[4:8] == b"ftyp" and b"moof" in head, f"{path} is not a fragmented MP4"
+        if spec.audio_file:
+            assert info.audio is None, f"{path}: segments of a session with audio.aac are video-only"
+        else:
+            assert info.audio is not None and info.audio.codec == "aac" and info.audio.channels == 1
+            assert info.audio.sample_rate == samples.AUDIO_RATE
+            assert abs(info.audio.duration - seg.duration) < 0.05
+    aac = d / layout.STREAM_DIR / layout.AUDIO_AAC
+    assert aac.exists() == spec.audio_file
+    if spec.audio_file:
+        info = probe(aac)
+        assert info.video is None and info.audio is not None and info.audio.codec == "aac"
+        assert aac.read_bytes()[:2] in (b"\xff\xf1", b"\xff\xf9"), "audio.aac is not ADTS"
+        assert abs(info.audio.duration - spec.duration) < 0.05, "audio.aac must cover the whole session incl. gaps"
+
+
+def test_segments_sit_on_the_session_timeline() -> None:
+    for spec in SAMPLES.values():
+        d = DATA / spec.session_name
+        assert layout.is_session_dir(d)
+        segs = layout.discover_segments(d)
+        assert [s.path.name for s in segs] == spec.segment_files()
+        assert [s.offset for s in segs] == pytest.approx([s.offset for s in spec.segment_list()])
+    assert [s.offset for s in SAMPLES["twoseg"].segment_list()] == [0.0, 25.0]
+
+
+@pytest.mark.parametrize("name", list(SAMPLES))
+def test_labels_csv_is_the_spec_and_follows_the_rules(name: str) -> None:
+    spec = SAMPLES[name]
+    df = pd.read_csv(DATA / spec.session_name / layout.LABELS_CSV)
+    assert list(df.columns) == ["time", "end", "kind", "note"]
+    pd.testing.assert_frame_equal(df, spec.labels(), check_dtype=False)
+    assert set(df["kind"]) <= set(samples.EVENT_KINDS)
+    assert df["end"].notna().tolist() == (df["kind"] == "gradual").tolist()
+    assert (df["time"] * spec.fps).sub((df["time"] * spec.fps).round()).abs().max() < 1e-6
+    ends = df["end"].fillna(df["time"])
+    assert (df["time"].iloc[1:].to_numpy() - ends.iloc[:-1].to_numpy() >= 2.0).all(), "events closer than 2 s"
+    for t, e in zip(df["time"], ends):
+        seg = [s for s in spec.segment_list() if s.offset <= t <= s.offset + s.duration]
+        assert seg and t - seg[0].offset >= 2.0 and seg[0].offset + seg[0].duration - e >= 2.0, (
+            f"{name}: event at {t} is within 2 s of a recording edge")
+    frame_area = spec.width * spec.height
+    for d in spec.distractors:
+        x, y, w, h = d.rect
+        assert 0 <= x and 0 <= y and x + w <= spec.width and y + h <= spec.height
+        if d.name == "chat_scroll":
+            assert d.area <= 0.08 * frame_area, f"{name}: the scrolling panel is not small"
+    assert block_mask(spec, spec.distractor_rects()).mean() > 0.5, f"{name}: distractors hide half the screen"
+
+
+def test_bundled_samples_stay_small() -> None:
+    total = sum(p.stat().st_size for p in DATA.rglob("*") if p.is_file())
+    assert total < 5 * 1024 * 1024, f"data/samples holds {total / 1e6:.2f} MB"
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def framemd5(path: Path) -> list[str]:
+    out = subprocess.run([find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-nostdin", "-i", str(path),
+                          "-map", "0", "-f", "framemd5", "-"], capture_output=True, timeout=60, check=True)
+    return [line for line in out.stdout.decode().splitlines() if line and not line.startswith("#")]
+
+
+def test_generation_is_deterministic(tmp_path: Path) -> None:
+    spec = dataclasses.replace(SAMPLES["desktop"], duration=4.0)  # one cut at 3.5 s, the video overlay, audio
+    a = samples.write_sample(spec, tmp_path / "a")
+    b = samples.write_sample(spec, tmp_path / "b")
+    (name,) = spec.segment_files()
+    sums_a = framemd5(a / "stream" / name)
+    assert len([s for s in sums_a if s.startswith("0,")]) == 120
+    assert len([s for s in sums_a if s.startswith("1,")]) > 0, "audio missing"
+    assert sums_a == framemd5(b / "stream" / name), "decoded pictures or audio differ between two runs"
+    assert (a / "labels.csv").read_text() == (b / "labels.csv").read_text()
+    assert pd.read_csv(a / "labels.csv")["time"].tolist() == [3.5]
+    assert not list(a.glob("*.wav")) and not list(a.glob(".*")), "temporary files left in the session"
+
+
+def test_render_screen_clip_labels_match_its_pictures(tmp_path: Path) -> None:
+    path = tmp_path / "clip.mp4"
+    labels = samples.render_screen_clip(path, 320, 180, fps=30, duration=10.0, seed=5)
+    assert list(labels.columns) == ["time", "end", "kind", "note"] and len(labels) >= 1
+    assert (labels["time"] >= 2.0).all() and (labels["time"] <= 8.0).all()
+    info = probe(path)
+    assert info.video is not None and (info.video.width, info.video.height, info.video.frames) == (320, 180, 300)
+    assert info.audio is not None
+    spec = SampleSpec("clip", samples.SAMPLES["slides"].start, 320, 180, 30, 10.0, "slides", (),
+                      samples.SlidesScreen.layout(320, 180))
+    mask = block_mask(spec, spec.distractor_rects(), 320, 180)
+    changes, prev = [], None
+    for frame in gray_frames(path, 320, 180):
+        cur = frame.astype(np.int16)
+        if prev is not None:
+            blocks = np.abs(cur - prev)[:176, :320].reshape(11, 16, 20, 16).mean(axis=(1, 3))
+            changes.append(float((blocks[mask] > NOISE_FLOOR).mean()))
+        prev = cur
+    big = [i + 1 for i, c in enumerate(changes) if c >= CUT_MIN]
+    assert big == [int(round(t * 30)) for t in labels["time"]]
+
+
+def test_speech_like_audio_has_bursts_and_silences() -> None:
+    rate = 16000
+    audio = samples.speech_like_audio(30.0, rate, seed=3)
+    assert audio.dtype == np.float32 and audio.ndim == 1 and len(audio) == 30 * rate
+    assert np.array_equal(audio, samples.speech_like_audio(30.0, rate, seed=3))
+    assert not np.array_equal(audio, samples.speech_like_audio(30.0, rate, seed=4))
+    assert np.abs(audio).max() <= 1.0
+    frames = audio[: len(audio) // 160 * 160].reshape(-1, 160).astype(np.float64)  # 10 ms
+    voiced = 20 * np.log10(np.sqrt((frames ** 2).mean(axis=1)) + 1e-12) > -40
+    assert 0.15 < voiced.mean() < 0.8
+    edges = np.flatnonzero(np.diff(voiced.astype(int))) + 1
+    runs = np.split(voiced, edges)
+    bursts = [len(r) / 100 for r in runs if r[0]]
+    pauses = [len(r) / 100 for r in runs[1:-1] if not r[0]]
+    assert len(bursts) >= 5 and max(bursts) <= 1.6
+    assert max(pauses) >= 2.0, "no longer silence"
+
+
+# --------------------------------------------------------------------------- paths and errors
+
+
+def test_unknown_sample_is_a_clear_error() -> None:
+    with pytest.raises(SampleError) as err:
+        samples.sample_dir("nope")
+    assert "nope" in str(err.value)
+    for name in SAMPLES:
+        assert name in str(err.value)
+    assert isinstance(err.value, ValueError)
+
+
+def test_sample_dir_and_root_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(samples.ENV_VAR, raising=False)
+    assert samples.samples_root() == DATA
+    assert samples.sample_dir("coding") == DATA / "20260301_110000"
+    monkeypatch.setenv(samples.ENV_VAR, str(tmp_path))
+    assert samples.samples_root() == tmp_path
+    assert samples.sample_dir("slides", generate_missing=False) == tmp_path / "20260301_090000"
+
+
+def test_generate_skips_present_samples_and_leaves_nothing_behind_on_failure(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = SAMPLES["twoseg"]
+    present = tmp_path / spec.session_name
+    (present / "stream").mkdir(parents=True)
+    for f in [*spec.segment_files(), layout.AUDIO_AAC]:
+        (present / "stream" / f).write_bytes(b"x")
+    (present / layout.LABELS_CSV).write_text("time,end,kind,note\n")
+    assert samples.generate(tmp_path, names=["twoseg"]) == [present]
+    assert (present / layout.LABELS_CSV).read_text() == "time,end,kind,note\n", "a present sample was rewritten"
+
+    def broken(*args: object, **kw: object) -> np.ndarray:
+        raise RuntimeError("simulated crash while rendering")
+
+    monkeypatch.setattr(samples, "speech_like_audio", broken)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        samples.generate(tmp_path, names=["slides"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [spec.session_name], "half a sample was left behind"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        samples.generate(tmp_path, names=["twoseg"], force=True)
+    assert (present / layout.LABELS_CSV).read_text() == "time,end,kind,note\n", "failed --force lost the old sample"
+
+
+def test_no_ffmpeg_left_running() -> None:
+    assert live_processes() == []
