@@ -196,8 +196,8 @@ class SessionIndex:
             last_chunk = max_id(self._chunk_ids, CHUNK_ID_RE)
             last_file = self._max_file_number(self.session_dir / "audio", CHUNK_ID_RE, default=-1)
             self._next_chunk = max(-1 if last_chunk is None else last_chunk, last_file) + 1
-            self._write_metadata({**self._meta, "package_version": __version__, "schema_version": SCHEMA_VERSION,
-                                  "opened_at": _now_iso()})
+            self._write_metadata({**self._meta, **self._named_segments(), "package_version": __version__,
+                                  "schema_version": SCHEMA_VERSION, "opened_at": _now_iso()})
         except BaseException:
             self._release_lock()
             raise
@@ -521,7 +521,7 @@ class SessionIndex:
                 self._record_error(f"compact {name}", exc)
         try:
             with self._meta_lock:
-                self._write_metadata({**self._meta, "closed_at": _now_iso()})
+                self._write_metadata({**self._meta, **self._named_segments(), "closed_at": _now_iso()})
         except Exception as exc:
             self._record_error("metadata", exc)
         self._closed = True
@@ -593,6 +593,20 @@ class SessionIndex:
         meta.update(data or {})
         meta.setdefault("created_at", _now_iso())
         return meta
+
+    def _named_segments(self) -> dict[str, Any]:
+        """{"segments": [...]} from stream/ when every recording is named by its start time (no
+        probing needed); {} otherwise, leaving what a Session stored (it probes) alone."""
+        from .layout import parse_start_time, recordings
+
+        start = parse_start_time(self.session_dir.name)
+        files = recordings(self.session_dir)
+        times = [parse_start_time(f.stem) for f in files]
+        if start is None or not files or any(t is None for t in times):
+            return {}
+        return {"segments": [{"index": i, "path": f.relative_to(self.session_dir).as_posix(),
+                              "offset": max(0.0, (t - start).total_seconds())}  # type: ignore[operator]
+                             for i, (f, t) in enumerate(zip(files, times))]}
 
     def metadata(self) -> dict[str, Any]:
         """Session id, start time, segments (with global offsets), backend, package and schema

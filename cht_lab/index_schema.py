@@ -158,6 +158,8 @@ def rows_to_table(spec: TableSpec, rows: Sequence[Mapping[str, Any]]) -> pa.Tabl
                 value = _default(field)
             if field.type == TIMESTAMP:
                 value = _utc(value, where) if field.name in row else datetime.now(timezone.utc)
+            elif field.name == "kind" and value is None:
+                value = FRAME_KINDS[0]
             elif field.name == "kind" and value not in FRAME_KINDS:
                 raise IndexSchemaError(f"{where}: kind must be one of {FRAME_KINDS}, got {value!r}")
             cols[field.name].append(value)
@@ -166,9 +168,12 @@ def rows_to_table(spec: TableSpec, rows: Sequence[Mapping[str, Any]]) -> pa.Tabl
         try:
             arrays.append(pa.array(cols[field.name], type=field.type, from_pandas=True))
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as exc:
-            bad = next((v for v in cols[field.name] if not _fits(v, field.type)), None)
-            raise IndexSchemaError(f"{spec.name}: column {field.name!r} wants {field.type}, "
-                                   f"got {bad!r}: {exc}") from None
+            i = next((i for i, v in enumerate(cols[field.name]) if not _fits(v, field.type)), None)
+            where = f"{spec.name} row {i}" if i is not None else spec.name
+            if i is not None and isinstance(rows[i], Mapping) and rows[i].get("id"):
+                where += f" ({rows[i].get('id')})"
+            bad = cols[field.name][i] if i is not None else None
+            raise IndexSchemaError(f"{where}: {field.name} must be {field.type}, got {bad!r} ({exc})") from None
     return pa.Table.from_arrays(arrays, schema=spec.schema)
 
 

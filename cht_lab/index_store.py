@@ -23,6 +23,7 @@ deleted by a concurrent compaction after it was opened still reads in full.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -146,8 +147,7 @@ def write_atomic(final: Path, write: Callable[[Any], None], *, binary: bool = Tr
         if replace:
             os.replace(tmp, final)
         else:
-            os.link(tmp, final)  # fails if final exists, unlike rename
-            os.unlink(tmp)
+            _link_or_rename(tmp, final)
         fsync_dir(final.parent)
     except BaseException:
         try:
@@ -155,6 +155,21 @@ def write_atomic(final: Path, write: Callable[[Any], None], *, binary: bool = Tr
         except FileNotFoundError:
             pass
         raise
+
+
+def _link_or_rename(tmp: Path, final: Path) -> None:
+    """Move tmp to final, failing if final exists (link does that atomically; where a file system
+    has no hard links, names are unique by construction and a checked rename does)."""
+    try:
+        os.link(tmp, final)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
+            raise
+        if final.exists():
+            raise FileExistsError(errno.EEXIST, "refusing to overwrite", str(final)) from None
+        os.rename(tmp, final)
+        return
+    os.unlink(tmp)
 
 
 def write_json_atomic(final: Path, data: Any) -> None:
@@ -270,8 +285,10 @@ class TableStore:
                 continue
             self._forget_except(chosen)
             return chosen, loaded
-        log.warning("index %s: no consistent listing of %s after %d tries; reading what is there",
-                    self.spec.name, self.dir, _SNAPSHOT_TRIES)
+        if "<listing>" not in self._warned:  # e.g. files deleted by hand; the next writer repairs it
+            self._warned.add("<listing>")
+            log.warning("index %s: no consistent listing of %s after %d tries (files missing?); reading what "
+                        "is there", self.spec.name, self.dir, _SNAPSHOT_TRIES)
         loaded = []
         for f in chosen:
             try:
@@ -348,6 +365,9 @@ class TableStore:
             else:
                 _unlink(self.dir / f.name)
         fsync_dir(self.dir)
+        with self._lock:
+            for f in files:
+                self._cache.pop(f.name, None)
         return name
 
     def _load_for_compaction(self, f: DataFile) -> pa.Table | None:

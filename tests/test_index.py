@@ -443,6 +443,28 @@ def test_legacy_import_is_relative_complete_and_idempotent(session: Path):
     assert math.isnan(got["score"].iloc[0])
 
 
+def test_legacy_frames_are_placed_on_the_segments_of_the_timeline(session: Path):
+    from conftest import make_clip
+
+    stream = session / "stream"
+    stream.mkdir()
+    make_clip(stream / "20240301_101500.mp4", seconds=2.0, size="160x120", fps=30, audio=False)
+    make_clip(stream / "20240301_101510.mp4", seconds=2.0, size="160x120", fps=30, audio=False)
+    legacy = [{"id": "F0001", "timestamp": 1.0, "path": str(session / "frames" / "F0001.jpg"), "sent_to_agent": True},
+              {"id": "F0002", "timestamp": 11.5, "path": str(session / "frames" / "F0002.jpg"),
+               "sent_to_agent": False}]
+    (session / "frames").mkdir()
+    (session / "frames" / "index.json").write_text(json.dumps(legacy))
+    with SessionIndex(session, writer=True) as idx:
+        assert idx.import_legacy() == 2
+        segments = idx.metadata()["segments"]
+    assert [(s["path"], s["offset"]) for s in segments] == [("stream/20240301_101500.mp4", 0.0),
+                                                            ("stream/20240301_101510.mp4", 10.0)]
+    got = SessionIndex(session).frames()
+    assert got[["segment", "pts", "frame_index"]].values.tolist() == [[0, 1.0, 30], [1, 1.5, 45]]
+    assert got["width"].tolist() == [-1, -1]  # the JPEGs are gone: unknown, not an error
+
+
 @pytest.mark.parametrize("content, reason", [
     ("[{\"id\": \"F0001\", \"timestamp\": 1.0,", "not valid JSON"),
     ("{\"a\": 1}", "expected a list"),
