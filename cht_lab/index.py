@@ -665,9 +665,13 @@ class SessionIndex:
             raise ValueError(f"unknown export format {format!r}: use 'parquet' or 'csv'")
         spec_for(table)
         dest = Path(path).expanduser()
-        if not dest.is_absolute():
+        relative = not dest.is_absolute()
+        if relative:
             dest = self.session_dir / dest
         dest = dest.resolve(strict=False)
+        if relative and self.session_dir not in dest.parents:
+            raise ValueError(f"{path}: a relative export path stays inside the session directory "
+                             f"{self.session_dir}; give an absolute path to write elsewhere")
         if dest == self.index_dir or self.index_dir in dest.parents:
             raise ValueError(f"{dest}: cannot export into {self.index_dir} (the index's own folder); "
                              "choose a path elsewhere, e.g. the session directory")

@@ -23,6 +23,7 @@ deleted by a concurrent compaction after it was opened still reads in full.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import logging
@@ -186,6 +187,8 @@ def _json_default(value: Any) -> Any:
         return value.item()
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
