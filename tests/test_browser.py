@@ -66,14 +66,18 @@ def _stop_server(proc: subprocess.Popen) -> None:
 def lab(tmp_path_factory: pytest.TempPathFactory):
     """A JupyterLab server on a free local port with a token, rooted in a temp dir holding the notebook."""
     _requirements()
+    from cht_lab.samples import ENV_VAR, sample_dir
+
     work = tmp_path_factory.mktemp("lab")
+    bundled = sample_dir("slides")  # the notebook works on a copy: it writes an index into the session
+    shutil.copytree(bundled, work / "samples" / bundled.name, ignore=shutil.ignore_patterns("index", ".cache"))
     root = work / "root"
     root.mkdir()
     shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
     for d in ("config", "runtime", "data", "tmp", "workspaces", "settings"):
         (work / d).mkdir()
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(work / "config"), "JUPYTER_RUNTIME_DIR": str(work / "runtime"),
-           "TMPDIR": str(work / "tmp"), "CHT_LAB_DATA": str(work / "data"), "MPLBACKEND": "Agg",
+           "TMPDIR": str(work / "tmp"), ENV_VAR: str(work / "samples"), "CHT_LAB_DATA": str(work / "data"), "MPLBACKEND": "Agg",
            "JUPYTER_PLATFORM_DIRS": "1"}
     news = work / "settings" / "@jupyterlab" / "apputils-extension"
     news.mkdir(parents=True)

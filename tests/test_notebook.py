@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -52,9 +53,14 @@ def test_committed_notebook_has_no_outputs():
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory: pytest.TempPathFactory):
     """Run the notebook headless in a fresh kernel; sessions and replays go into a temp dir."""
+    from cht_lab.samples import ENV_VAR, sample_dir
+
     work = tmp_path_factory.mktemp("notebook")
     nb = nbformat.read(NOTEBOOK, as_version=4)
+    bundled = sample_dir("slides")  # generated once if missing; the run works on a copy (it writes an index)
+    shutil.copytree(bundled, work / "samples" / bundled.name, ignore=shutil.ignore_patterns("index", ".cache"))
     with pytest.MonkeyPatch.context() as mp:  # the kernel inherits this environment
+        mp.setenv(ENV_VAR, str(work / "samples"))
         (work / "tmp").mkdir()
         mp.setenv("TMPDIR", str(work / "tmp"))
         mp.setenv("CHT_LAB_DATA", str(work / "data"))
