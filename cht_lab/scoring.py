@@ -1,0 +1,255 @@
+"""Per-frame scene metrics for screen content, computed in Python on small gray frames.
+
+Screen shares are not films: most of the picture is still, and what moves (typing, the cursor, a
+clock, a webcam overlay, a playing video, a spinner) is not a scene change, while a slide change,
+a window switch, a pop-up or a new file in the same editor theme is. A global pixel difference
+(ffmpeg's scene score included) fails one way or the other: a webcam keeps it up, two files in
+the same dark theme barely move it. The metrics here work on a grid of blocks instead:
+
+- a block *changes* when its mean absolute difference exceeds a compression-noise floor;
+- blocks that have been changing continuously (per-block activity history, an exponential moving
+  average of "changed") are *volatile* and ignored: webcam, video, spinner;
+- `settled` (the default) is an *event* score: it stays ~0 while the screen is in motion and, on
+  the first frame after the screen has come to rest, reports the fraction of the screen that
+  differs from the last resting picture. A cut, a cross-fade, a pop-up each end in one resting
+  picture, so each gives one peak (a 1 s cross-fade gives one capture, of the finished picture),
+  while typing and the cursor only ever add a block or two between resting frames.
+
+Which frames are captured is decided elsewhere (`cht_lab.decision`: score >= threshold, min_gap).
+
+Metric columns (all in [0, 1]; "score" is filled from ffmpeg, not here):
+
+====================  ===========================================================================
+score                 ffmpeg's scene score (`select` filter's `scene`) on the analysis frames
+pixels                mean |difference| to the previous frame / 255 (a plain global difference)
+blocks                fraction of blocks changed since the previous frame, volatile blocks ignored
+lookback              fraction of blocks changed since the frame ~`lookback` s earlier (volatile
+                      blocks ignored): catches gradual changes, but stays high while they last
+settled               change between consecutive resting pictures, reported when the screen
+                      comes to rest (one peak per event)
+====================  ===========================================================================
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+METRICS: tuple[str, ...] = ("score", "pixels", "blocks", "lookback", "settled")
+PYTHON_METRICS: tuple[str, ...] = METRICS[1:]  # what FrameScorer.update() returns
+DEFAULT_METRIC = "settled"
+# Chosen on the labeled samples (see README "Choosing the metric"); the settled score of a
+# pop-up covering a quarter of the screen is ~0.25, of a scrolling chat panel ~0.07.
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "score": 0.05,
+    "pixels": 0.02,
+    "blocks": 0.15,
+    "lookback": 0.15,
+    "settled": 0.15,
+}
+
+DEFAULT_PARAMS: dict[str, float] = {
+    "block": 16,             # block side in analysis pixels (320 px wide frame -> 20 x 11 blocks)
+    "noise": 2.0,            # a block changed when its mean |difference| exceeds this (gray levels)
+    "lookback": 0.3,         # seconds: reference for slow changes (cross-fades)
+    "still": 0.02,           # at rest: at most this fraction of blocks changing (cursor, typing, clock)
+    "settle": 0.1,           # seconds the screen must stay at rest before a change is reported
+    "volatile_tau": 5.0,     # seconds: time constant of the per-block activity history
+    "volatile_level": 0.25,  # activity above this: the block is volatile (webcam, video, spinner)
+    "max_wait": 3.0,         # seconds in motion after which the change so far is reported anyway
+}
+
+
+class ScoringError(ValueError):
+    """Bad scorer parameters or a frame of the wrong shape."""
+
+
+class FrameScorer:
+    """Stateful metrics for one video stream (or one segment); see the module docstring.
+
+    `update(gray, pts)` takes the next analysis frame (uint8, H x W) and returns the Python
+    metrics; `score(gray, scene=..., pts=...)` also fills in "score" (ffmpeg's scene score).
+    Frames are compared by time when `pts` (seconds) is given, else as if at `fps`. The frame
+    passed in may be reused by the caller afterwards: what is kept is copied.
+    """
+
+    metrics: tuple[str, ...] = METRICS
+
+    def __init__(self, width: int | None = None, height: int | None = None, fps: float = 30.0, **params: Any):
+        unknown = set(params) - set(DEFAULT_PARAMS)
+        if unknown:
+            raise ScoringError(f"unknown scorer parameter(s) {sorted(unknown)}; known: {sorted(DEFAULT_PARAMS)}")
+        self.params = {**DEFAULT_PARAMS, **{k: float(v) for k, v in params.items()}}
+        if not fps or fps <= 0 or not math.isfinite(fps):
+            raise ScoringError(f"fps must be a positive number, not {fps!r}")
+        self.fps = float(fps)
+        self.block = int(self.params["block"])
+        if self.block < 2:
+            raise ScoringError(f"block must be >= 2 pixels, not {self.block}")
+        self.width = int(width) if width else None
+        self.height = int(height) if height else None
+        self._shape_ready = False
+        if self.width and self.height:
+            self._allocate(self.height, self.width)
+        self.reset()
+
+    # ------------------------------------------------------------------ setup
+
+    def _allocate(self, height: int, width: int) -> None:
+        b = self.block
+        self.rows, self.cols = max(1, height // b), max(1, width // b)
+        self.height, self.width = height, width
+        self._crop_h, self._crop_w = min(height, self.rows * b), min(width, self.cols * b)
+        self.n_blocks = self.rows * self.cols
+        # each block's mean |diff| > noise  <=>  its sum > noise * pixels in the block
+        bh, bw = self._crop_h // self.rows, self._crop_w // self.cols
+        self._limit = self.params["noise"] * bh * bw
+        # ring of recent frames for the lookback reference: enough for `lookback` at up to 120 fps
+        self._ring_len = max(4, int(math.ceil(self.params["lookback"] * 120)) + 2)
+        self._ring = np.zeros((self._ring_len, height, width), np.uint8)
+        self._ring_pts = np.full(self._ring_len, -np.inf)
+        self._shape_ready = True
+
+    def reset(self) -> None:
+        """Forget the history (a new segment / a restarted decode)."""
+        self._n = 0
+        self._prev_pts: float | None = None
+        self._head = -1  # ring slot of the newest frame
+        self._count = 0  # frames in the ring
+        if self._shape_ready:
+            self._ring_pts[:] = -np.inf
+            self._activity = np.zeros((self.rows, self.cols), np.float32)
+            self._ref = np.zeros((self.height, self.width), np.uint8)  # type: ignore[arg-type]
+        self._still_since: float | None = None
+        self._moving_since: float | None = None
+        self._last_jump: float = -math.inf  # time of the last abrupt change (lookback anchor)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _changed(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Per-block boolean: mean |a - b| above the noise floor."""
+        d = np.maximum(a, b)
+        d -= np.minimum(a, b)  # |a - b| without widening to int16
+        d = d[: self._crop_h, : self._crop_w]
+        sums = d.reshape(self.rows, self._crop_h // self.rows, self.cols, self._crop_w // self.cols).sum(
+            axis=(1, 3), dtype=np.uint32)
+        return sums > self._limit
+
+    def _slot_since(self, horizon: float) -> int:
+        """Ring slot of the oldest kept frame at or after `horizon` (the newest frame if none)."""
+        best = self._head
+        for k in range(1, self._count):
+            slot = (self._head - k) % self._ring_len
+            if self._ring_pts[slot] < horizon - 1e-6:
+                break
+            best = slot
+        return best
+
+    # ------------------------------------------------------------------ scoring
+
+    def update(self, gray: np.ndarray, pts: float | None = None) -> dict[str, float]:
+        """Metrics for the next frame (not "score"): see PYTHON_METRICS."""
+        gray = np.asarray(gray)
+        if gray.ndim != 2 or gray.dtype != np.uint8:
+            raise ScoringError(f"expected a 2-D uint8 gray frame, got {gray.dtype} {gray.shape}")
+        if not self._shape_ready:
+            self._allocate(*gray.shape)
+            self.reset()
+        elif gray.shape != (self.height, self.width):
+            raise ScoringError(f"frame shape {gray.shape} differs from the scorer's {(self.height, self.width)}")
+        t = float(pts) if pts is not None and math.isfinite(pts) else self._n / self.fps
+        if self._prev_pts is not None and t <= self._prev_pts:
+            t = self._prev_pts + 1e-6  # keep time moving forward (duplicate / odd timestamps)
+        p = self.params
+        self._n += 1
+
+        if self._count == 0:  # first frame: nothing to compare with
+            self._push(gray, t)
+            self._ref[...] = gray
+            self._still_since = t
+            self._prev_pts = t
+            return {"pixels": 0.0, "blocks": 0.0, "lookback": 0.0, "settled": 0.0}
+
+        prev = self._ring[self._head]
+        dt = t - self._prev_pts if self._prev_pts is not None else 1.0 / self.fps
+        n = float(self.n_blocks)
+
+        pixels = _mean_absdiff(gray, prev)
+
+        c1 = self._changed(gray, prev)
+        decay = math.exp(-dt / p["volatile_tau"])
+        act = self._activity
+        act *= decay
+        act += (1.0 - decay) * c1
+        steady = act <= p["volatile_level"]
+        f1 = float(np.count_nonzero(c1 & steady)) / n
+        if f1 > 2 * p["still"]:
+            self._last_jump = t  # later frames compare with this one at the earliest, not across the jump
+
+        # slow changes: compare with ~lookback s ago, but never across the last abrupt change
+        ring_slot = self._slot_since(max(t - p["lookback"], self._last_jump))
+        cl = self._changed(gray, self._ring[ring_slot]) & steady
+        fl = float(np.count_nonzero(cl)) / n
+        # the plain lookback metric always looks the full lookback back
+        full_slot = self._slot_since(t - p["lookback"])
+        lookback = fl if full_slot == ring_slot else float(
+            np.count_nonzero(self._changed(gray, self._ring[full_slot]) & steady)) / n
+
+        still = f1 <= p["still"] and fl <= p["still"]
+        settled = 0.0
+        if still:
+            if self._still_since is None:
+                self._still_since = t
+            if t - self._still_since >= p["settle"] - 1e-6:
+                settled = float(np.count_nonzero(self._changed(gray, self._ref) & steady)) / n
+                self._ref[...] = gray
+                self._moving_since = None
+        else:
+            self._still_since = None
+            if self._moving_since is None:
+                self._moving_since = t
+            elif t - self._moving_since >= p["max_wait"]:
+                settled = float(np.count_nonzero(self._changed(gray, self._ref) & steady)) / n
+                self._ref[...] = gray
+                self._moving_since = t
+        self._push(gray, t)
+        self._prev_pts = t
+        return {"pixels": pixels, "blocks": f1, "lookback": lookback, "settled": settled}
+
+    def _push(self, gray: np.ndarray, t: float) -> None:
+        self._head = (self._head + 1) % self._ring_len
+        self._ring[self._head] = gray
+        self._ring_pts[self._head] = t
+        self._count = min(self._count + 1, self._ring_len)
+
+    def score(self, gray: np.ndarray, scene: float | None = None, pts: float | None = None) -> dict[str, float]:
+        """All METRICS for the next frame: update() plus "score" = ffmpeg's scene score (NaN if not given)."""
+        out = self.update(gray, pts)
+        out["score"] = float(scene) if scene is not None else math.nan
+        return out
+
+
+def _mean_absdiff(a: np.ndarray, b: np.ndarray) -> float:
+    d = np.maximum(a, b)
+    d -= np.minimum(a, b)
+    return float(d.mean()) / 255.0
+
+
+def score_frames(frames: Any, pts: Any = None, fps: float = 30.0, **params: Any) -> dict[str, np.ndarray]:
+    """Python metrics for a sequence of gray frames (tests, notebooks): {metric: float32 array}."""
+    scorer = FrameScorer(fps=fps, **params)
+    cols: dict[str, list[float]] = {m: [] for m in PYTHON_METRICS}
+    for i, g in enumerate(frames):
+        row = scorer.update(g, None if pts is None else float(pts[i]))
+        for m in PYTHON_METRICS:
+            cols[m].append(row[m])
+    return {m: np.asarray(v, np.float32) for m, v in cols.items()}
+
+
+__all__ = ["METRICS", "PYTHON_METRICS", "DEFAULT_METRIC", "DEFAULT_THRESHOLDS", "DEFAULT_PARAMS", "FrameScorer",
+           "ScoringError", "score_frames"]
