@@ -1,18 +1,19 @@
 """SceneDetector: score every frame of a live source, capture the frames that cross the threshold.
 
-One worker thread, one ffmpeg process per run. ffmpeg decodes once and writes two things from
-the same decode: small gray analysis frames with their pts and ffmpeg's scene score (for the
-scorer, every frame), and full-resolution frames (kept only briefly, so a capture is the very
-frame that crossed the threshold, never re-extracted from the recording later). Python scores,
-decides with the shared capture rule, and writes:
+One worker thread, one ffmpeg process per run (cht_lab.analysis: one decode gives small gray
+analysis frames with pts and ffmpeg's scene score for every frame, plus the same frames at full
+resolution, kept only briefly). Python scores each frame (cht_lab.scoring), decides with the
+shared capture rule (cht_lab.decision) and writes:
 
     score rows  -> index.append_scores (buffered by the index)
     a capture   -> frames/<id>.jpg (atomic) -> index.append_frames (durable) -> on_frames callbacks
 
-JPEG encoding runs on a small capture thread so it never stalls decoding. When ffmpeg dies
-(killed, corrupt data, socket server gone) the run is logged, the error goes into `status`, and
-a new run starts: a file resumes after the last decoded pts, a socket reconnects. Frame indices
-and ids continue without duplicates; the lost time shows as a gap in ts and frame indices.
+A capture is the very frame that crossed the threshold, taken from the same decode (never
+re-extracted from the recording later); JPEG encoding runs on a small capture thread so it never
+stalls decoding. When ffmpeg dies (killed, corrupt data, socket server gone) the run is logged,
+the error goes into `status`, and a new run starts: a file resumes right after the last decoded
+frame, a socket reconnects. Frame indices and ids continue without duplicates; time lost while
+restarting shows as a gap in ts and in frame indices.
 """
 
 from __future__ import annotations
@@ -22,24 +23,23 @@ import logging
 import math
 import os
 import queue
-import re
-import select
-import shutil
 import subprocess
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
 from . import layout
+from .analysis import AnalysisReader, FullFrame, build_analysis_args, choose_backend
+from .capture import save_jpeg
 from .decision import DEFAULT_MIN_GAP, ThresholdDecider
-from .ffmpeg import FfmpegProcess, MediaError
-from .sources import FollowSource, SocketSource, Source, open_source
+from .ffmpeg import MediaError
+from .scoring import DEFAULT_METRIC, DEFAULT_THRESHOLDS, METRICS, PYTHON_METRICS, FrameScorer
+from .sources import FollowSource, SocketSource, Source, VideoFormat, open_source
 
 log = logging.getLogger(__name__)
 
@@ -47,390 +47,29 @@ FramesCallback = Callable[[list[dict[str, Any]]], None]
 RunStartCallback = Callable[["SceneDetector", int, float], None]
 ScoresCallback = Callable[[dict[str, np.ndarray]], None]
 
-FULLRES_RING = 4  # full-res frames kept: the analysis can be this many frames behind the full-res pipe
+FULLRES_RING = 4  # full-res frames kept per run: the analysis may trail the full-res pipe by this many
+GARBAGE_AFTER = 3.0  # seconds of incoming bytes without video before status says so
 _MAX_ERRORS = 50
-GARBAGE_AFTER = 3.0  # seconds of incoming data without a decoded frame before status says so
 
 
-class DetectorError(RuntimeError):
-    """The detector cannot run (bad configuration); media problems are MediaError."""
-
-
-# =========================================================================== analysis adapter
-# ADAPTER until cht_lab.analysis provides a live plan with a full-resolution output: the plan
-# below is the minimal one the detector needs. It is used only when cht_lab.analysis lacks it.
-
-
-@dataclass
-class AnalysisFrame:
-    seq: int  # 0-based within the run; the same number as the full-res frame from the same decode
-    pts: float  # seconds, from the start of the run's input (after any resume seek)
-    scene: float  # ffmpeg's scene score for this frame (0..1)
-    gray: np.ndarray  # small gray frame (uint8, H x W)
-
-
-class _Pipe:
-    """Non-blocking reader on a FIFO (opened read-write so neither side ever blocks on open).
-
-    ffmpeg's end can vanish without us seeing EOF (we hold a write end too), so 'no more data'
-    is: nothing readable and ffmpeg no longer running.
-    """
-
-    def __init__(self, path: str | None, alive: Callable[[], bool], stop: threading.Event, *, fd: int | None = None,
-                 pipe_size: int = 1 << 20):
-        self.fd = fd if fd is not None else os.open(path, os.O_RDWR | os.O_NONBLOCK)  # type: ignore[arg-type]
-        if fd is not None:
-            os.set_blocking(fd, False)
-        try:
-            import fcntl
-
-            fcntl.fcntl(self.fd, 1031, pipe_size)  # F_SETPIPE_SZ: fewer wake-ups for big frames
-        except OSError:
-            pass
-        self._alive = alive
-        self._stop = stop
-        self._buf = bytearray()
-        self._own_fd = fd is None
-
-    def _fill(self, want: int) -> bool:
-        """Read until `want` bytes are buffered; False at the end of the stream or on stop."""
-        while len(self._buf) < want:
-            if self._stop.is_set():
-                return False
-            r, _, _ = select.select([self.fd], [], [], 0.1)
-            if not r:
-                if not self._alive():
-                    # ffmpeg is gone: whatever it wrote is already in the pipe
-                    try:
-                        data = os.read(self.fd, max(want - len(self._buf), 1 << 16))
-                    except BlockingIOError:
-                        return False
-                    if not data:
-                        return False
-                    self._buf += data
-                continue
-            try:
-                data = os.read(self.fd, max(want - len(self._buf), 1 << 16))
-            except BlockingIOError:
-                continue
-            if not data:
-                return False
-            self._buf += data
-        return True
-
-    def read_exact(self, n: int) -> bytes | None:
-        if not self._fill(n):
-            return None
-        out = bytes(self._buf[:n])
-        del self._buf[:n]
-        return out
-
-    def readline(self, limit: int = 4096) -> bytes | None:
-        while True:
-            i = self._buf.find(b"\n")
-            if i >= 0:
-                out = bytes(self._buf[: i + 1])
-                del self._buf[: i + 1]
-                return out
-            if len(self._buf) > limit:
-                raise MediaError("ffmpeg", "garbled analysis output (line too long)")
-            if not self._fill(len(self._buf) + 1):
-                return None
-
-    def close(self) -> None:
-        if self._own_fd:
-            try:
-                os.close(self.fd)
-            except OSError:
-                pass
-
-
-class _LivePlan:
-    """The ffmpeg arguments of one detector run and the readers of its outputs (ADAPTER)."""
-
-    def __init__(self, input_args: list[str], *, backend: str, size: tuple[int, int] = (160, 90)):
-        self.size = size
-        self.tmp = Path(tempfile.mkdtemp(prefix="cht_lab-det-"))
-        self.analysis_fifo = self.tmp / "analysis"
-        self.full_fifo = self.tmp / "full"
-        os.mkfifo(self.analysis_fifo, 0o600)
-        os.mkfifo(self.full_fifo, 0o600)
-        w, h = size
-        hw: list[str] = []
-        if backend == "cuda":
-            hw = ["-hwaccel", "cuda"]  # decode on the GPU; frames come back for the CPU filters
-        graph = (
-            "[0:v:0]split=2[a][f];"
-            f"[a]scale={w}:{h}:flags=area,format=gray,settb=1/1000000,select='gte(scene\\,0)',"
-            "metadata=mode=print:file='pipe\\:1':direct=1[ao];"
-            "[f]scale=out_range=full:out_color_matrix=bt601,format=yuv420p[fo]"
-        )
-        self.args = ["-hide_banner", "-nostdin", "-loglevel", "error", "-y", *hw, *input_args,
-                     "-filter_complex", graph,
-                     "-map", "[ao]", "-fps_mode", "passthrough", "-f", "rawvideo", str(self.analysis_fifo),
-                     "-map", "[fo]", "-fps_mode", "passthrough", "-f", "yuv4mpegpipe", "-strict", "-1",
-                     str(self.full_fifo)]
-
-    def frames(self, proc: FfmpegProcess, stop: threading.Event) -> Iterator[AnalysisFrame]:
-        """Analysis frames in decode order: pts and scene score from stdout, gray pixels from the FIFO."""
-        assert proc.stdout is not None
-        meta = _Pipe(None, proc.running, stop, fd=proc.stdout.fileno(), pipe_size=1 << 16)
-        gray = _Pipe(str(self.analysis_fifo), proc.running, stop)
-        w, h = self.size
-        seq = 0
-        pts: float | None = None
-        try:
-            while True:
-                line = meta.readline()
-                if line is None:
-                    return
-                text = line.decode("ascii", "replace")
-                if text.startswith("frame:"):
-                    m = re.search(r"\bpts:(-?\d+)", text)
-                    pts = int(m.group(1)) / 1e6 if m else math.nan
-                elif text.startswith("lavfi.scene_score="):
-                    try:
-                        scene = float(text.split("=", 1)[1])
-                    except ValueError:
-                        scene = math.nan
-                    data = gray.read_exact(w * h)
-                    if data is None:
-                        return
-                    yield AnalysisFrame(seq, pts if pts is not None else math.nan, scene,
-                                        np.frombuffer(data, np.uint8).reshape(h, w))
-                    seq += 1
-                    pts = None
-        finally:
-            gray.close()
-
-    def full_res_pipe(self, proc: FfmpegProcess, stop: threading.Event) -> "_Pipe":
-        return _Pipe(str(self.full_fifo), proc.running, stop, pipe_size=1 << 22)
-
-    def cleanup(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def _choose_backend(backend: str) -> tuple[str, str]:
-    """(backend, reason): cht_lab.analysis.choose_backend when available, else CPU (ADAPTER)."""
-    try:
-        from .analysis import choose_backend  # type: ignore[attr-defined]
-    except ImportError:
-        choose_backend = None
-    if choose_backend is not None:
-        res = choose_backend(backend)
-        if isinstance(res, tuple):
-            return str(res[0]), str(res[1])
-        return str(getattr(res, "name", getattr(res, "backend", res))), str(getattr(res, "reason", ""))
-    if backend in ("auto", "cpu"):
-        return "cpu", "cht_lab.analysis not available: CPU decode" if backend == "auto" else "requested"
-    if backend == "cuda":
-        from .ffmpeg import cuda_usable
-
-        ok, reason = cuda_usable()
-        if not ok:
-            raise DetectorError(f"backend 'cuda' requested but {reason}")
-        return "cuda", reason
-    raise DetectorError(f"unknown backend {backend!r}: use 'auto', 'cpu' or 'cuda'")
-
-
-# =========================================================================== scoring adapter
-
-
-class _Scorer:
-    """Per-frame metrics for the score rows: cht_lab.scoring when available, else ffmpeg's scene score."""
-
-    def __init__(self, metric: str | None):
-        self.names: list[str] = ["scene"]
-        self._impl: Any = None
-        default_metric, default_thresholds = "scene", {"scene": 0.3}
-        try:
-            from . import scoring  # type: ignore[attr-defined]
-
-            default_metric = scoring.DEFAULT_METRIC
-            default_thresholds = dict(scoring.DEFAULT_THRESHOLDS)
-            self._impl = scoring.FrameScorer()
-            self.names = list(getattr(self._impl, "metrics", None) or scoring.METRICS)
-        except (ImportError, AttributeError, TypeError) as exc:
-            log.debug("cht_lab.scoring not usable (%s); scoring with ffmpeg's scene score only", exc)
-        self.metric = metric or default_metric
-        if self.metric not in self.names:
-            raise DetectorError(f"unknown metric {self.metric!r}; known: {', '.join(self.names)}")
-        self.default_threshold = float(default_thresholds.get(self.metric, 0.3))
-
-    def reset(self) -> None:
-        if self._impl is not None and hasattr(self._impl, "reset"):
-            self._impl.reset()
-
-    def score(self, frame: AnalysisFrame) -> dict[str, float]:
-        if self._impl is None:
-            return {"scene": frame.scene}
-        values = self._impl.score(frame.gray, scene=frame.scene) if _accepts_scene(self._impl) else \
-            self._impl.score(frame.gray)
-        out = {k: float(v) for k, v in dict(values).items()}
-        out.setdefault("scene", frame.scene)
-        return out
-
-
-def _accepts_scene(obj: Any) -> bool:
-    import inspect
-
-    try:
-        return "scene" in inspect.signature(obj.score).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-# =========================================================================== full-res frames
-
-
-@dataclass
-class _FullFrame:
-    seq: int
-    width: int
-    height: int
-    data: bytes  # yuv420p, full range, BT.601 (what JPEG/JFIF expects)
-
-
-class _FullResRing:
-    """The last few full-resolution frames of the current run, read by their own thread.
-
-    The reader never runs more than FULLRES_RING frames ahead of the analysis, so the frame a
-    capture asks for is still here; a frame is copied out only when it is captured.
-    """
-
-    def __init__(self, pipe: _Pipe, stop: threading.Event):
-        self.pipe = pipe
-        self.stop = stop
-        self.cond = threading.Condition()
-        self.frames: collections.deque[_FullFrame] = collections.deque(maxlen=FULLRES_RING)
-        self.analysis_seq = -1  # the newest analysis frame seen by the worker
-        self.ended = False
-        self.error: str | None = None
-        self.size: tuple[int, int] | None = None
-        self.thread = threading.Thread(target=self._run, name="scene-fullres", daemon=True)
-
-    def _run(self) -> None:
-        try:
-            header = self.pipe.readline(limit=1 << 12)
-            if header is None:
-                return
-            if not header.startswith(b"YUV4MPEG2"):
-                raise MediaError("ffmpeg", "unexpected full-resolution output")
-            fields = dict((f[:1], f[1:]) for f in header.decode("ascii").split()[1:])
-            w, h = int(fields["W"]), int(fields["H"])
-            self.size = (w, h)
-            frame_bytes = w * h + 2 * ((w + 1) // 2) * ((h + 1) // 2)
-            seq = 0
-            while not self.stop.is_set():
-                with self.cond:
-                    while seq - self.analysis_seq >= FULLRES_RING and not self.stop.is_set():
-                        self.cond.wait(0.1)
-                tag = self.pipe.readline()
-                if tag is None:
-                    return
-                data = self.pipe.read_exact(frame_bytes)
-                if data is None:
-                    return
-                with self.cond:
-                    self.frames.append(_FullFrame(seq, w, h, data))
-                    self.cond.notify_all()
-                seq += 1
-        except Exception as exc:
-            self.error = f"{type(exc).__name__}: {exc}"
-            log.error("full-resolution reader failed: %s", exc)
-        finally:
-            with self.cond:
-                self.ended = True
-                self.cond.notify_all()
-
-    def advance(self, seq: int) -> None:
-        with self.cond:
-            self.analysis_seq = seq
-            self.cond.notify_all()
-
-    def get(self, seq: int, timeout: float = 5.0) -> _FullFrame | None:
-        """Frame `seq` (or the nearest one kept, ±1 frame), waiting for it to arrive."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for f in self.frames:
-                    if f.seq == seq:
-                        return f
-                newest = self.frames[-1].seq if self.frames else -1
-                if newest > seq or self.ended or time.monotonic() > deadline:
-                    break
-                self.cond.wait(0.05)
-            if not self.frames:
-                return None
-            best = min(self.frames, key=lambda f: abs(f.seq - seq))
-            if abs(best.seq - seq) > 1:
-                log.warning("full-res frame %d no longer kept; capturing frame %d instead", seq, best.seq)
-            return best
-
-    def latest(self) -> _FullFrame | None:
-        with self.cond:
-            return self.frames[-1] if self.frames else None
-
-
-def encode_jpeg(frame: _FullFrame, quality: int = 90) -> bytes:
-    """JPEG of a full-range BT.601 yuv420p frame without an RGB round trip."""
-    import io
-
-    from PIL import Image
-
-    w, h = frame.width, frame.height
-    cw, ch = (w + 1) // 2, (h + 1) // 2
-    buf = memoryview(frame.data)
-    y = Image.frombuffer("L", (w, h), buf[: w * h], "raw", "L", 0, 1)
-    u = Image.frombuffer("L", (cw, ch), buf[w * h: w * h + cw * ch], "raw", "L", 0, 1)
-    v = Image.frombuffer("L", (cw, ch), buf[w * h + cw * ch:], "raw", "L", 0, 1)
-    img = Image.merge("YCbCr", (y, u.resize((w, h), Image.Resampling.NEAREST),
-                                v.resize((w, h), Image.Resampling.NEAREST)))
-    out = io.BytesIO()
-    img.save(out, "JPEG", quality=int(quality), subsampling=2)
-    return out.getvalue()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temporary name and rename: readers (the agent) never see half a JPEG."""
-    try:
-        from .capture import save_jpeg  # type: ignore[attr-defined]
-    except ImportError:
-        save_jpeg = None
-    if save_jpeg is not None:
-        try:
-            save_jpeg(path, data)
-            return
-        except TypeError:
-            pass  # a different signature: fall back to our own atomic write
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-# =========================================================================== detector
+class DetectorError(ValueError):
+    """Bad detector settings (unknown metric, bad threshold)."""
 
 
 @dataclass
 class _CaptureJob:
-    seq: int
     info: dict[str, Any]
-    full: _FullFrame | None
-    done: threading.Event | None = None
+    full: FullFrame | None
+    done: threading.Event | None = None  # manual captures and barriers wait on it
     result: dict[str, Any] | None = None
     error: BaseException | None = None
+    barrier: bool = False
 
 
 @dataclass
 class _Run:
     number: int
-    proc: FfmpegProcess
-    plan: _LivePlan
-    ring: _FullResRing
+    reader: AnalysisReader
     stop: threading.Event
     feeder: threading.Thread | None = None
     feeder_error: BaseException | None = None
@@ -438,14 +77,19 @@ class _Run:
     frames: int = 0
     started_at: float = field(default_factory=time.monotonic)
 
+    @property
+    def proc(self) -> Any:
+        return self.reader.process
+
 
 class SceneDetector:
     """Live scene detection on one source; see the module docstring for the flow of a frame.
 
     `on_frames(rows)` fires after captured frames are durable in the index; `on_run_start(detector,
     run, first_pts)` fires at each new ffmpeg run before its first row, so the owner can place
-    the run on the session timeline (set `segment` / `ts_offset`); `on_scores(columns)` sees each
-    batch of score rows as it goes to the index (latency measurements).
+    the run on the session timeline (set `segment` / `ts_offset`; by default a live source's runs
+    follow each other by wall-clock time); `on_scores(columns)` sees each batch of score rows as
+    it goes to the index (latency measurements).
     """
 
     def __init__(self, source: Any, *, session_dir: str | os.PathLike[str], index: Any,
@@ -457,9 +101,12 @@ class SceneDetector:
         self.source: Source = open_source(source, realtime=realtime)
         self.session_dir = Path(session_dir)
         self.index = index
-        self._scorer = _Scorer(metric)
-        self.metric = self._scorer.metric
-        self._threshold = float(threshold if threshold is not None else self._scorer.default_threshold)
+        self.metric = metric or DEFAULT_METRIC
+        if self.metric not in METRICS:
+            raise DetectorError(f"unknown metric {self.metric!r}; known: {', '.join(METRICS)}")
+        self._threshold = float(threshold if threshold is not None else DEFAULT_THRESHOLDS[self.metric])
+        if math.isnan(self._threshold):
+            raise DetectorError("threshold must be a number")
         self.min_gap = float(min_gap)
         self.backend_requested = backend
         self.segment = int(segment)
@@ -481,6 +128,8 @@ class SceneDetector:
         self._captures: "queue.Queue[_CaptureJob | None]" = queue.Queue()
         self._run: _Run | None = None
         self._recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=FULLRES_RING * 2)
+        self._batch: dict[str, list[Any]] = collections.defaultdict(list)
+        self._batch_started = 0.0
 
         self._state = "idle"
         self.backend: str | None = None
@@ -494,7 +143,8 @@ class SceneDetector:
         self._lag: float | None = None
         self._next_index = self._initial_frame_index()
         self._last_ts: float | None = None
-        self._last_pts: float | None = None  # for resuming a file after a crash
+        self._last_pts: float | None = None  # where a crashed file run resumes
+        self._t_last_frame: float | None = None
         self._fps: float | None = None
 
     # ------------------------------------------------------------------ public
@@ -507,7 +157,7 @@ class SceneDetector:
         """Applies from the next frame; ffmpeg keeps running."""
         value = float(value)
         if math.isnan(value):
-            raise ValueError("threshold must be a number")
+            raise DetectorError("threshold must be a number")
         with self._decide_lock:
             self._threshold = value
             self._decider.threshold = value
@@ -529,10 +179,8 @@ class SceneDetector:
             errors = list(self._errors)
         rate = list(self._rate)
         fps = 0.0
-        if len(rate) >= 2 and rate[-1] > rate[0]:
+        if len(rate) >= 2 and rate[-1] > rate[0] and time.monotonic() - rate[-1] <= 2.0:
             fps = (len(rate) - 1) / (rate[-1] - rate[0])
-            if time.monotonic() - rate[-1] > 2.0:
-                fps = 0.0
         return {
             "state": self._state,
             "backend": self.backend,
@@ -554,12 +202,19 @@ class SceneDetector:
         }
 
     def start(self) -> "SceneDetector":
-        """Start the worker (and capture) threads; returns self. Starting twice is a no-op."""
+        """Start the worker (and capture) threads; returns self. Starting twice is a no-op.
+
+        Raises analysis.BackendError when the requested backend cannot be used.
+        """
         with self._lock:
             if self._state != "idle":
                 return self
             self._state = "starting"
-        self.backend, self.backend_reason = _choose_backend(self.backend_requested)
+        try:
+            self.backend, self.backend_reason = choose_backend(self.backend_requested)
+        except Exception:
+            self._state = "failed"
+            raise
         log.info("scene detector on %s: backend %s (%s), metric %s, threshold %g", self.source.describe(),
                  self.backend, self.backend_reason, self.metric, self._threshold)
         self._capturer = threading.Thread(target=self._capture_loop, name="scene-capture", daemon=True)
@@ -574,7 +229,7 @@ class SceneDetector:
         run = self._run
         if run is not None:
             run.stop.set()
-            run.proc.stop(timeout=min(2.0, timeout))
+            run.reader.close()
         deadline = time.monotonic() + timeout
         if self._worker is not None:
             self._worker.join(max(0.1, deadline - time.monotonic()))
@@ -586,11 +241,11 @@ class SceneDetector:
         with self._lock:
             if self._state not in ("failed", "finished"):
                 self._state = "stopped"
-        try:
-            if self._worker is not None and hasattr(self.index, "flush"):
+        if self._worker is not None:
+            try:
                 self.index.flush()
-        except Exception as exc:
-            self._error(f"flushing scores failed: {exc}")
+            except Exception as exc:
+                self._error(f"flushing scores failed: {type(exc).__name__}: {exc}")
 
     def __enter__(self) -> "SceneDetector":
         return self.start()
@@ -603,20 +258,20 @@ class SceneDetector:
         return self.done.wait(timeout)
 
     def capture_now(self, timeout: float = 10.0) -> dict[str, Any] | None:
-        """Capture the most recently decoded full-resolution frame (kind 'manual'); None if none yet."""
+        """Capture the most recently decoded full-resolution frame (kind 'manual'); None if there is none."""
         run = self._run
         if run is None or self._stop.is_set() or self._capturer is None or not self._capturer.is_alive():
             return None
-        full = run.ring.latest()
-        if full is None:
-            return None
-        info = next((r for r in reversed(self._recent) if r["run"] == run.number and r["seq"] <= full.seq), None)
-        if info is None:
+        recent = [r for r in list(self._recent) if r["run"] == run.number]
+        for info in reversed(recent):  # the newest frame whose full-res picture is still kept
+            full = run.reader.full_frame(info["seq"], timeout=0.5)
+            if full is not None:
+                break
+        else:
             return None
         with self._decide_lock:
             self._decider.note_capture(info["ts"])
-        full = run.ring.get(info["seq"], timeout=0.0)
-        job = _CaptureJob(info["seq"], {**info, "kind": "manual"}, full, done=threading.Event())
+        job = _CaptureJob({**info, "kind": "manual", "threshold": self._threshold}, full, done=threading.Event())
         self._captures.put(job)
         if not job.done.wait(timeout):  # type: ignore[union-attr]
             raise TimeoutError(f"manual capture did not finish within {timeout:.0f} s")
@@ -624,7 +279,7 @@ class SceneDetector:
             raise job.error
         return job.result
 
-    # ------------------------------------------------------------------ errors
+    # ------------------------------------------------------------------ errors and state
 
     def _error(self, message: str, *, level: int = logging.ERROR) -> None:
         log.log(level, "%s", message)
@@ -632,6 +287,12 @@ class SceneDetector:
             self._last_error = message
             self._errors.append({"time": time.time(), "error": message})
             del self._errors[:-_MAX_ERRORS]
+
+    def _set_state(self, state: str) -> None:
+        with self._lock:
+            if self._state in ("failed", "finished", "stopped") and state not in ("failed", "finished"):
+                return
+            self._state = state
 
     # ------------------------------------------------------------------ worker
 
@@ -656,11 +317,8 @@ class SceneDetector:
                 run_number += 1
                 if self._stop.is_set():
                     break
-                if outcome == "finished":
-                    self._set_state("finished")
-                    break
-                if outcome == "failed":
-                    self._set_state("failed")
+                if outcome in ("finished", "failed"):
+                    self._set_state(outcome)
                     break
                 # the run ended early: restart (resume a file, reconnect a socket)
                 progressed = self._frames > frames_before
@@ -684,7 +342,7 @@ class SceneDetector:
                 self._set_state("reconnecting" if isinstance(self.source, SocketSource) else "starting")
                 if progressed:
                     backoff = 0.2
-                elif not isinstance(self.source, SocketSource):  # the socket feeder has its own backoff
+                elif not isinstance(self.source, SocketSource):  # the socket has its own backoff
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, 5.0)
         except Exception as exc:  # never die silently
@@ -692,26 +350,11 @@ class SceneDetector:
             self._error(f"detector crashed: {type(exc).__name__}: {exc}")
             self._set_state("failed")
         finally:
-            self._flush_scores(force=True)
+            self._flush_scores()
             self._drain_captures()
             self._captures.put(None)
             if self._state in ("finished", "failed"):
                 self.done.set()  # only now: every score row and capture of the source is in the index
-
-    def _drain_captures(self, timeout: float = 10.0) -> None:
-        """Wait until the captures queued so far are written (or the capture thread is gone)."""
-        if self._capturer is None or not self._capturer.is_alive():
-            return
-        barrier = _CaptureJob(-1, {}, None, done=threading.Event())
-        self._captures.put(barrier)
-        if not barrier.done.wait(timeout):  # type: ignore[union-attr]
-            self._error(f"captures still pending after {timeout:.0f} s")
-
-    def _set_state(self, state: str) -> None:
-        with self._lock:
-            if self._state in ("failed", "finished", "stopped") and state not in ("failed", "finished"):
-                return
-            self._state = state
 
     def _resume_point(self) -> float | None:
         if not (self.source.seekable and self._last_pts is not None):
@@ -719,62 +362,88 @@ class SceneDetector:
         step = 1.0 / self._fps if self._fps else 0.001
         return self._last_pts + step / 2
 
-    def _one_run(self, number: int) -> str:
-        """One ffmpeg process from start to end: 'finished', 'failed', 'ended' (restart) or 'ended-clean'."""
-        resume = self._resume_point()
-        plan = _LivePlan(self.source.input_args(start=resume), backend=self.backend or "cpu")
-        stop = threading.Event()
-        try:
-            proc = FfmpegProcess(plan.args, stdin=subprocess.PIPE if self.source.has_feeder else subprocess.DEVNULL,
-                                 name="scene-ffmpeg")
-        except Exception:
-            plan.cleanup()
-            raise
-        ring = _FullResRing(plan.full_res_pipe(proc, stop), stop)
-        run = _Run(number, proc, plan, ring, stop)
-        self._run = run
-        if self._stop.is_set():  # stop() raced with the start of this run
-            proc.stop()
-        log.info("run %d: ffmpeg pid %d on %s%s", number, proc.pid, self.source.name,
-                 f" (resuming at {resume:.3f} s)" if resume else "")
-        ring.thread.start()
-        monitor = threading.Thread(target=self._monitor, args=(run,), name="scene-monitor", daemon=True)
-        monitor.start()
-        if self.source.has_feeder:
-            run.feeder = threading.Thread(target=self._feed, args=(run,), name="scene-feeder", daemon=True)
-            run.feeder.start()
-        if not isinstance(self.source, SocketSource):
-            self._set_state("running" if number == 0 else "starting")
-        try:
-            self._process_frames(run)
-        finally:
-            stop.set()
-            proc.stop(timeout=2.0)
-            if run.feeder is not None:
-                run.feeder.join(timeout=2.0)
-            ring.thread.join(timeout=2.0)
-            monitor.join(timeout=2.0)
-            ring.pipe.close()
-            self._flush_scores(force=True)
-            plan.cleanup()
-        log.info("run %d ended: %d frames, ffmpeg exit code %s", number, run.frames, proc.returncode)
-        return self._judge_run(run)
-
-    def _feed(self, run: _Run) -> None:
-        sink = run.proc.stdin
-        assert sink is not None
-
+    def _on_state(self, run_holder: dict[str, Any]) -> Callable[[str, "str | None"], None]:
         def on_state(state: str, message: str | None) -> None:
+            run = run_holder.get("run")
             if state == "connected":
-                if run.first_bytes_at is None:
+                if run is not None and run.first_bytes_at is None:
                     run.first_bytes_at = time.monotonic()
-                self._set_state("running")
+                run_holder.setdefault("connected_at", time.monotonic())
             elif state in ("connecting", "reconnecting"):
-                self._set_state(state if state == "reconnecting" else "starting")
+                self._set_state("reconnecting" if state == "reconnecting" else "starting")
                 if message and state == "reconnecting":
                     with self._lock:
                         self._last_error = message
+            elif state == "garbage" and message:
+                self._error(message)
+        return on_state
 
+    def _one_run(self, number: int) -> str:
+        """One ffmpeg process from start to end: 'finished', 'failed', 'ended' (restart) or 'ended-clean'."""
+        stop = threading.Event()
+        holder: dict[str, Any] = {}
+        on_state = self._on_state(holder)
+        try:
+            fmt = self._prepare(on_state)
+        except MediaError as exc:
+            return self._failed_to_open(exc)
+        if fmt is None:  # stopped, or the stream ended before it started
+            return "ended" if not getattr(self.source, "finished", False) else "finished"
+        resume = self._resume_point()
+        plan = build_analysis_args(self.source.input_args(start=resume), backend=self.backend or "cpu",
+                                   src_width=fmt.width, src_height=fmt.height, full_res=True)
+        try:
+            reader = AnalysisReader(plan, path=self.source.name, reuse=True, ring=FULLRES_RING, name="scene-ffmpeg",
+                                    stdin=subprocess.PIPE if self.source.has_feeder else subprocess.DEVNULL)
+        except Exception:
+            plan.cleanup()
+            raise
+        run = _Run(number, reader, stop, first_bytes_at=holder.get("connected_at"))
+        holder["run"] = run
+        self._run = run
+        if self._stop.is_set():  # stop() raced with the start of this run
+            reader.close()
+        log.info("run %d: ffmpeg pid %d on %s (%dx%d, %s)%s", number, run.proc.pid, self.source.name, fmt.width,
+                 fmt.height, plan.backend, f", resuming at {resume:.3f} s" if resume else "")
+        monitor = threading.Thread(target=self._monitor, args=(run,), name="scene-monitor", daemon=True)
+        monitor.start()
+        if self.source.has_feeder:
+            run.feeder = threading.Thread(target=self._feed, args=(run, on_state), name="scene-feeder", daemon=True)
+            run.feeder.start()
+        error: MediaError | None = None
+        try:
+            self._process_frames(run, fmt)
+        except MediaError as exc:  # ffmpeg failed before its first frame
+            error = exc
+        finally:
+            stop.set()
+            reader.close()
+            if run.feeder is not None:
+                run.feeder.join(timeout=2.0)
+            monitor.join(timeout=2.0)
+            self._flush_scores()
+        log.info("run %d ended: %d frames, ffmpeg exit code %s", number, run.frames, run.proc.returncode)
+        return self._judge_run(run, error)
+
+    def _prepare(self, on_state: Callable[[str, "str | None"], None]) -> VideoFormat | None:
+        """The source's picture size for this run (a socket connects and reads its first keyframe)."""
+        if isinstance(self.source, SocketSource):
+            if self._state not in ("idle", "starting"):
+                self._set_state("reconnecting")
+            return self.source.prepare(self._stop, on_state, garbage_after=GARBAGE_AFTER)
+        return self.source.prepare(self._stop, on_state)
+
+    def _failed_to_open(self, exc: MediaError) -> str:
+        message = str(exc)
+        if self._frames == 0 and not self.source.live:
+            self._error(message)  # bad input: nothing to resume
+            return "failed"
+        self._error(f"{message} (will retry)")
+        return "ended"
+
+    def _feed(self, run: _Run, on_state: Callable[[str, "str | None"], None]) -> None:
+        sink = run.proc.stdin
+        assert sink is not None
         try:
             self.source.feed(sink, run.stop, on_state)
         except Exception as exc:
@@ -793,16 +462,13 @@ class SceneDetector:
         bytes_at_progress = getattr(self.source, "bytes_received", 0)
         while not run.stop.wait(0.5):
             lines = [ln for ln in run.proc.stderr_tail(50).splitlines() if ln.strip()]
-            new = _new_lines(seen, lines)
+            for line in _new_lines(seen, lines)[-3:]:
+                self._error(f"{self.source.name}: ffmpeg: {line.strip()}", level=logging.WARNING)
             seen = lines
-            for line in new[-3:]:
-                self._error(f"ffmpeg: {line.strip()}", level=logging.WARNING)
             now = time.monotonic()
             received = getattr(self.source, "bytes_received", 0)
             if run.frames != last_frames:
                 last_frames, last_progress, bytes_at_progress = run.frames, now, received
-                if reported_garbage:
-                    log.info("%s: video decodes again", self.source.name)
                 reported_garbage = False
             elif (not reported_garbage and now - last_progress >= GARBAGE_AFTER
                   and received - bytes_at_progress >= 64 * 1024):
@@ -810,93 +476,90 @@ class SceneDetector:
                 self._error(f"{self.source.name}: received {(received - bytes_at_progress) / 1024:.0f} KiB in "
                             f"{now - last_progress:.0f} s but no video frame decodes from it (not H.264 Annex-B?)")
 
-    def _judge_run(self, run: _Run) -> str:
+    def _judge_run(self, run: _Run, error: MediaError | None) -> str:
         if self._stop.is_set():
             return "ended"
         rc = run.proc.returncode
-        path = str(self.source.path) if isinstance(getattr(self.source, "path", None), Path) else None
-        summary = _diagnose(run.proc, path) if rc not in (0, None) or run.frames == 0 else ""
-        ring_error = run.ring.error
         finished_source = getattr(self.source, "finished", False)
-        if rc == 0 and run.feeder_error is None and ring_error is None:
+        problem = error is not None or run.feeder_error is not None or rc not in (0, None) or run.reader.error
+        if not problem:
             if not self.source.live or finished_source:
-                if run.frames == 0 and self._frames == 0:
-                    self._error(f"{self.source.name}: no video frames could be decoded")
-                    return "failed"
                 return "finished"
-            if run.frames == 0 and isinstance(self.source, SocketSource) and self.source.bytes_received:
-                self._error(f"{self.source.name}: no decodable H.264 in the stream ({_diagnose(run.proc)})")
-                return "ended"
             return "ended-clean"  # a live stream ended (server gone): restart
         if finished_source:
             return "finished"
-        reason = summary or ring_error or f"ffmpeg exited with code {rc}"
         if rc is not None and rc < 0:
-            reason = f"ffmpeg was killed (signal {-rc})" + (f": {reason}" if summary else "")
+            reason = f"ffmpeg was killed (signal {-rc})"
+        elif error is not None:
+            reason = error.reason
+        else:
+            reason = run.reader.error or str(run.feeder_error) or f"ffmpeg exited with code {rc}"
         if run.frames == 0 and self._frames == 0 and not self.source.live:
             self._error(f"{self.source.name}: {reason}")  # bad input: nothing to resume
             return "failed"
         self._error(f"{self.source.name}: run {run.number} ended after {run.frames} frames: {reason}")
-        if not self.source.seekable and run.frames == 0 and not self.source.live:
-            return "failed"
+        if not self.source.seekable and not self.source.live:
+            return "failed"  # a finite stream that cannot resume
         return "ended"
 
     # ------------------------------------------------------------------ frames
 
-    def _process_frames(self, run: _Run) -> None:
-        self._scorer.reset()
-        self._batch: dict[str, list[Any]] = collections.defaultdict(list)
-        self._batch_started = 0.0
+    def _process_frames(self, run: _Run, fmt: VideoFormat) -> None:
+        plan = run.reader.plan
+        scorer = FrameScorer(plan.width, plan.height, fps=fmt.fps or self._fps or 30.0)
         live = self.source.live or self.source.realtime
-        batch_age = 0.0 if live else 0.25
+        batch_age = 0.0 if live else 0.25  # live: every row goes to the index buffer at once
         first_pts: float | None = None
         t_first: float | None = None
         wall_origin: float | None = None
-        for frame in run.plan.frames(run.proc, run.stop):
+        for fa in run.reader:
             if self._stop.is_set():
                 break
             now = time.monotonic()
-            pts = frame.pts  # a resumed file keeps its timestamps (see FileSource.input_args)
+            pts = fa.pts  # a resumed file keeps its timestamps (see FileSource.input_args)
+            if not math.isfinite(pts):
+                step = 1.0 / (self._fps or fmt.fps or 30.0)
+                pts = (self._last_pts + step) if (self._last_pts is not None and run.frames) else 0.0
             if first_pts is None:
                 first_pts = pts
                 t_first = run.first_bytes_at or now
                 wall_origin = self._wall_origin()
                 self._start_run_timeline(run, pts)
-                if not isinstance(self.source, SocketSource) or run.first_bytes_at is not None:
-                    self._set_state("running")
+                self._set_state("running")
             run.frames += 1
             ts = pts + self.ts_offset
             if self._last_ts is not None and ts <= self._last_ts:
-                # timestamps must increase (tuning relies on it); a bad mapping is nudged forward
+                # ts must increase (tuning relies on it): a mapping that goes backwards is nudged forward
                 step = 1.0 / self._fps if self._fps else 1e-3
                 self.ts_offset += self._last_ts + step - ts
-                log.warning("run %d: ts went backwards; shifted ts_offset to %.3f", run.number, self.ts_offset)
+                log.warning("run %d: ts went backwards; ts_offset moved to %.3f", run.number, self.ts_offset)
                 ts = pts + self.ts_offset
             if self._last_pts is not None and run.frames > 1 and pts > self._last_pts:
                 dt = pts - self._last_pts
                 self._fps = 0.9 * self._fps + 0.1 / dt if self._fps else 1.0 / dt
             index = self._next_index
             if run.frames == 1 and self._last_ts is not None and self._fps:
-                index += max(0, round((ts - self._last_ts) * self._fps) - 1)  # lost frames show as missing indices
+                index += max(0, round((ts - self._last_ts) * self._fps) - 1)  # lost frames: missing indices
             self._next_index = index + 1
-            self._last_ts, self._last_pts = ts, pts
-            values = self._scorer.score(frame)
-            score = values.get(self.metric, math.nan)
-            info = {"run": run.number, "seq": frame.seq, "segment": self.segment, "frame_index": index,
-                    "pts": pts, "ts": ts, "score": score}
+            self._last_ts, self._last_pts, self._t_last_frame = ts, pts, now
+            values = scorer.score(fa.gray, scene=fa.scene, pts=pts)
+            value = values.get(self.metric, math.nan)
+            info = {"run": run.number, "seq": fa.frame_index, "segment": self.segment, "frame_index": index,
+                    "pts": pts, "ts": ts, "score": value}
             self._recent.append(info)
-            run.ring.advance(frame.seq)
             self._add_score_row(info, values)
             with self._decide_lock:
-                capture = self._decider.decide(ts, score)
+                capture = self._decider.decide(ts, value)
                 threshold = self._threshold
             if capture:
                 # pin the full-res frame now (a reference, no copy): the ring moves on with the decode
-                full = run.ring.get(frame.seq)
-                self._captures.put(_CaptureJob(frame.seq, {**info, "kind": "scene", "threshold": threshold}, full))
+                full = run.reader.full_frame(fa.frame_index)
+                if full is None:
+                    full = run.reader.full_frame(fa.frame_index + 1, timeout=1.0)  # +-1 frame is fine
+                self._captures.put(_CaptureJob({**info, "kind": "scene", "threshold": threshold}, full))
             self._frames += 1
             self._rate.append(now)
-            if wall_origin is not None:  # a growing recording named by its start time: lag behind its live edge
+            if wall_origin is not None:  # a growing recording named by its start time: behind its live edge
                 self._lag = max(0.0, time.time() - (wall_origin + pts))
             elif live and t_first is not None:  # a stream that arrives in real time
                 self._lag = max(0.0, (now - t_first) - (pts - first_pts))  # type: ignore[operator]
@@ -912,9 +575,9 @@ class SceneDetector:
         return start.timestamp() if start is not None else None
 
     def _start_run_timeline(self, run: _Run, first_pts: float) -> None:
-        """Place the run on the session timeline: the owner's callback, else a continuous clock."""
+        """Place the run on the session timeline: continue by wall clock, then let the owner decide."""
         if run.number > 0 and self.source.live and self._last_ts is not None:
-            elapsed = time.monotonic() - self._t_last_frame if hasattr(self, "_t_last_frame") else 0.0
+            elapsed = time.monotonic() - self._t_last_frame if self._t_last_frame is not None else 0.0
             self.ts_offset = self._last_ts + max(elapsed, 1e-3) - first_pts
         if self.on_run_start is not None:
             try:
@@ -932,14 +595,12 @@ class SceneDetector:
         b["frame_index"].append(info["frame_index"])
         b["pts"].append(info["pts"])
         b["ts"].append(info["ts"])
-        b["score"].append(info["score"])
-        for name in self._scorer.names:
+        for name in METRICS:  # "score" is ffmpeg's scene score, as in offline scoring
             b[name].append(values.get(name, math.nan))
-        self._t_last_frame = time.monotonic()
 
-    def _flush_scores(self, force: bool = False) -> None:
-        b = getattr(self, "_batch", None)
-        if not b or not b["ts"]:
+    def _flush_scores(self) -> None:
+        b = self._batch
+        if not b["ts"]:
             return
         cols: dict[str, np.ndarray] = {
             "segment": np.asarray(b["segment"], np.int32),
@@ -947,10 +608,8 @@ class SceneDetector:
             "pts": np.asarray(b["pts"], np.float64),
             "ts": np.asarray(b["ts"], np.float64),
             "score": np.asarray(b["score"], np.float32),
+            **{name: np.asarray(b[name], np.float32) for name in PYTHON_METRICS},
         }
-        for name in self._scorer.names:
-            if name not in cols:
-                cols[name] = np.asarray(b[name], np.float32)
         self._batch = collections.defaultdict(list)
         try:
             self.index.append_scores(cols)
@@ -964,6 +623,15 @@ class SceneDetector:
 
     # ------------------------------------------------------------------ captures
 
+    def _drain_captures(self, timeout: float = 10.0) -> None:
+        """Wait until the captures queued so far are written (or the capture thread is gone)."""
+        if self._capturer is None or not self._capturer.is_alive():
+            return
+        barrier = _CaptureJob({}, None, done=threading.Event(), barrier=True)
+        self._captures.put(barrier)
+        if not barrier.done.wait(timeout):  # type: ignore[union-attr]
+            self._error(f"captures still pending after {timeout:.0f} s")
+
     def _capture_loop(self) -> None:
         while True:
             job = self._captures.get()
@@ -971,7 +639,7 @@ class SceneDetector:
                 if self._stop.is_set() or (self._worker is not None and not self._worker.is_alive()):
                     break
                 continue
-            if job.seq < 0:  # a barrier: everything before it is written
+            if job.barrier:
                 job.done.set()  # type: ignore[union-attr]
                 continue
             try:
@@ -982,8 +650,7 @@ class SceneDetector:
             finally:
                 if job.done is not None:
                     job.done.set()
-        # answer manual captures still waiting, so no caller hangs
-        while True:
+        while True:  # answer whoever still waits, so no caller hangs
             try:
                 job = self._captures.get_nowait()
             except queue.Empty:
@@ -992,20 +659,19 @@ class SceneDetector:
                 job.error = RuntimeError("the detector stopped before the capture was made")
                 job.done.set()
 
-    def _capture(self, job: _CaptureJob) -> dict[str, Any] | None:
+    def _capture(self, job: _CaptureJob) -> dict[str, Any]:
         full = job.full
         if full is None:
-            raise MediaError(self.source.name, "no full-resolution frame available to capture")
-        data = encode_jpeg(full, self.jpeg_quality)
+            raise MediaError(self.source.name, "the full-resolution frame was no longer available")
         frame_id = self.index.next_frame_id()
         rel = f"{layout.FRAMES_DIR}/{frame_id}.jpg"
-        _write_atomic(self.session_dir / rel, data)
+        size = save_jpeg(full.to_image(), self.session_dir / rel, self.jpeg_quality)
         info = job.info
         row = {
             "id": frame_id, "ts": float(info["ts"]), "pts": float(info["pts"]), "segment": int(info["segment"]),
             "frame_index": int(info["frame_index"]), "score": float(info["score"]), "metric": self.metric,
-            "threshold": float(info.get("threshold", self._threshold)), "kind": info["kind"], "path": rel,
-            "width": full.width, "height": full.height, "bytes": len(data),
+            "threshold": float(info["threshold"]), "kind": info["kind"], "path": rel,
+            "width": full.width, "height": full.height, "bytes": int(size),
             "captured_at": datetime.now(timezone.utc), "sent_to_agent": False,
         }
         self.index.append_frames([row])  # durable before anyone hears about it
@@ -1014,7 +680,7 @@ class SceneDetector:
         for cb in list(self._frame_callbacks):
             try:
                 cb([dict(row)])
-            except Exception as exc:
+            except Exception as exc:  # a broken callback never stops detection
                 log.error("on_frames callback failed: %s", exc, exc_info=exc)
                 self._error(f"on_frames callback failed: {type(exc).__name__}: {exc}", level=logging.DEBUG)
         return row
@@ -1028,37 +694,4 @@ def _new_lines(before: list[str], now: list[str]) -> list[str]:
     return now
 
 
-_FRIENDLY = [  # most specific first: a truncated MP4 also says "Invalid data found" later
-    (re.compile(r"moov atom not found", re.I), "truncated or unfinished MP4 (moov atom not found)"),
-    (re.compile(r"Invalid data found|moov atom not found", re.I), "not a video ffmpeg can read (invalid data)"),
-    (re.compile(r"matches no streams|does not contain any stream|no video|Stream specifier .* matches", re.I),
-     "no video stream"),
-    (re.compile(r"No such file", re.I), "no such file"),
-    (re.compile(r"Permission denied", re.I), "permission denied"),
-]
-
-
-_MP4_BOXES = (b"ftyp", b"styp", b"moov", b"moof", b"mdat", b"free", b"skip", b"wide", b"pnot", b"sidx")
-
-
-def _looks_like_mp4(path: str | None) -> bool:
-    try:
-        with open(path, "rb") as fh:  # type: ignore[arg-type]
-            return fh.read(8)[4:8] in _MP4_BOXES
-    except (OSError, TypeError):
-        return True
-
-
-def _diagnose(proc: FfmpegProcess, path: str | None = None) -> str:
-    """Why ffmpeg failed, in words a user can act on, with ffmpeg's own line for reference."""
-    lines = [ln.strip() for ln in proc.stderr_tail(40).splitlines() if ln.strip()]
-    for pattern, text in _FRIENDLY:
-        if text.startswith("truncated") and not _looks_like_mp4(path):
-            continue  # ffmpeg says 'moov atom not found' for any junk named .mp4
-        for line in lines:
-            if pattern.search(line):
-                return f"{text} (ffmpeg: {line if len(line) <= 120 else line[:117] + '...'})"
-    return proc.error_summary()
-
-
-__all__ = ["SceneDetector", "DetectorError", "encode_jpeg", "FULLRES_RING"]
+__all__ = ["SceneDetector", "DetectorError", "FULLRES_RING", "GARBAGE_AFTER"]

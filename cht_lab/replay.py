@@ -26,65 +26,12 @@ from typing import Any, Callable
 
 from . import layout
 from .ffmpeg import FfmpegProcess, MediaError, probe
-from .sources import unix_address
+from .sources import AnnexBScanner, NalUnit, starts_access_unit, unix_address
 
 log = logging.getLogger(__name__)
 
 FRAG_DURATION_US = 200_000  # a new fMP4 fragment at least every 0.2 s of media, so followers see data soon
 _CLIENT_QUEUE = 512  # chunks queued for one client before it counts as too slow and is dropped
-
-
-# --------------------------------------------------------------------------- Annex-B parsing
-
-
-@dataclass
-class _Nal:
-    pos: int  # absolute stream offset of the start code
-    type: int
-    first_mb_zero: bool  # slices: first_mb_in_slice == 0 (a new picture starts)
-
-
-class AnnexBScanner:
-    """Find NAL unit starts in an H.264 Annex-B byte stream fed in arbitrary chunks."""
-
-    def __init__(self) -> None:
-        self._tail = b""
-        self._pos = 0  # absolute offset of the next byte fed
-
-    def feed(self, chunk: bytes) -> list[_Nal]:
-        data = self._tail + chunk
-        base = self._pos - len(self._tail)
-        self._pos += len(chunk)
-        found: list[_Nal] = []
-        i = 0
-        keep = max(0, len(data) - 4)
-        while True:
-            j = data.find(b"\x00\x00\x01", i)
-            if j < 0:
-                break
-            if j + 4 >= len(data):  # header (and first slice byte) not here yet: rescan next time
-                keep = max(0, j - 1)
-                break
-            start = j - 1 if j > 0 and data[j - 1] == 0 else j
-            found.append(_Nal(base + start, data[j + 3] & 0x1F, bool(data[j + 4] & 0x80)))
-            i = j + 3
-            keep = max(i, len(data) - 4)
-        self._tail = data[keep:]
-        return found
-
-
-def _starts_access_unit(nal: _Nal, prev_type: int | None) -> bool:
-    """H.264 7.4.1.2.3, simplified: an AUD, or SEI/SPS/PPS after a picture, or a new picture's first slice."""
-    if nal.type == 9:
-        return True
-    if prev_type is None:
-        return True
-    prev_vcl = 1 <= prev_type <= 5
-    if nal.type in (6, 7, 8) or 14 <= nal.type <= 18:
-        return prev_vcl
-    if 1 <= nal.type <= 5:
-        return prev_vcl and nal.first_mb_zero
-    return False
 
 
 # --------------------------------------------------------------------------- socket server
@@ -241,7 +188,7 @@ class StreamServer:
         self._au_has_sps = False
         self._au_is_key = False
         self._prev_type: int | None = None
-        self._prev_nal: _Nal | None = None
+        self._prev_nal: NalUnit | None = None
         self._param_sets: dict[int, bytes] = {}
         self.access_units = 0
 
@@ -277,7 +224,7 @@ class StreamServer:
         for nal in self._scanner.feed(chunk):
             if self._prev_nal is not None and self._prev_nal.type in (7, 8):
                 self._save_param_set(self._prev_nal, nal.pos)
-            if _starts_access_unit(nal, self._prev_type):
+            if starts_access_unit(nal, self._prev_type):
                 self._au_start, self._au_has_sps, self._au_is_key = nal.pos, False, False
                 unit_starts.append(nal.pos)
                 self.access_units += 1
@@ -304,7 +251,7 @@ class StreamServer:
         del self._hist[: keep_from - self._hist_start]
         self._hist_start = keep_from
 
-    def _save_param_set(self, nal: _Nal, end: int) -> None:
+    def _save_param_set(self, nal: NalUnit, end: int) -> None:
         lo, hi = nal.pos - self._hist_start, end - self._hist_start
         if 0 <= lo < hi <= len(self._hist):
             self._param_sets[nal.type] = bytes(self._hist[lo:hi])

@@ -1,5 +1,10 @@
 """Video sources: every kind of input ends as ffmpeg input arguments (plus, maybe, a stdin feeder).
 
+Before each ffmpeg run, `prepare()` finds the picture size (the analysis decode fixes its output
+sizes up front, so frame sync survives resolution changes): a file or growing recording is
+probed, a socket is read up to its first complete keyframe (which then opens the stream),
+anything else is opened once by ffmpeg for one frame.
+
 The detector does not care where frames come from. A finished recording is handed to ffmpeg by
 path (seekable, so a crashed decode can resume where it stopped); a growing fMP4 is tailed and
 piped into ffmpeg's stdin because ffmpeg alone stops at the current end of a file; cht's
@@ -17,17 +22,18 @@ import socket
 import stat
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
 from . import layout
-from .ffmpeg import MediaError
+from .ffmpeg import MediaError, probe, run_ffmpeg
 from .follow import FileReplacedError, pump, tail_file
 
 log = logging.getLogger(__name__)
 
 StateCallback = Callable[[str, "str | None"], None]
-"""`on_state(state, message)` from a feeder: 'connecting', 'connected', 'reconnecting', 'ended'."""
+"""`on_state(state, message)` from a source: 'connecting', 'connected', 'reconnecting', 'ended', 'garbage'."""
 
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _DEVICE_PREFIXES = ("lavfi:", "x11grab:", "v4l2:", "avfoundation:", "gdigrab:", "dshow:", "kmsgrab:", "pulse:")
@@ -56,6 +62,111 @@ def unix_address(path: str | os.PathLike[str]) -> Iterator[str]:
         os.close(fd)
 
 
+# --------------------------------------------------------------------------- Annex-B parsing
+
+
+@dataclass
+class NalUnit:
+    """Where a NAL unit starts in the stream, and what it is."""
+
+    pos: int  # absolute stream offset of the start code
+    type: int
+    first_mb_zero: bool  # slices: first_mb_in_slice == 0 (a new picture starts)
+
+
+class AnnexBScanner:
+    """Find NAL unit starts in an H.264 Annex-B byte stream fed in arbitrary chunks."""
+
+    def __init__(self) -> None:
+        self._tail = b""
+        self._pos = 0  # absolute offset of the next byte fed
+
+    def feed(self, chunk: bytes) -> list[NalUnit]:
+        data = self._tail + chunk
+        base = self._pos - len(self._tail)
+        self._pos += len(chunk)
+        found: list[NalUnit] = []
+        i = 0
+        keep = max(0, len(data) - 4)
+        while True:
+            j = data.find(b"\x00\x00\x01", i)
+            if j < 0:
+                break
+            if j + 4 >= len(data):  # header (and first slice byte) not here yet: rescan next time
+                keep = max(0, j - 1)
+                break
+            start = j - 1 if j > 0 and data[j - 1] == 0 else j
+            found.append(NalUnit(base + start, data[j + 3] & 0x1F, bool(data[j + 4] & 0x80)))
+            i = j + 3
+            keep = max(i, len(data) - 4)
+        self._tail = data[keep:]
+        return found
+
+
+def starts_access_unit(nal: NalUnit, prev_type: int | None) -> bool:
+    """H.264 7.4.1.2.3, simplified: an AUD, or SEI/SPS/PPS after a picture, or a new picture's first slice."""
+    if nal.type == 9:
+        return True
+    if prev_type is None:
+        return True
+    prev_vcl = 1 <= prev_type <= 5
+    if nal.type in (6, 7, 8) or 14 <= nal.type <= 18:
+        return prev_vcl
+    if 1 <= nal.type <= 5:
+        return prev_vcl and nal.first_mb_zero
+    return False
+
+
+
+# --------------------------------------------------------------------------- picture size
+
+
+@dataclass(frozen=True)
+class VideoFormat:
+    """What the analysis decode must know before it starts."""
+
+    width: int
+    height: int
+    fps: float | None = None
+
+
+_DIMENSIONS_RE = re.compile(r"#dimensions 0: (\d+)x(\d+)")
+_MP4_BOXES = (b"ftyp", b"styp", b"moov", b"moof", b"mdat", b"free", b"skip", b"wide", b"sidx")
+
+
+def probe_format(input_args: list[str], *, name: str, data: bytes | None = None, timeout: float = 20.0) -> VideoFormat:
+    """Size of the first video frame of any ffmpeg input (or of `data` fed to it on stdin)."""
+    res = run_ffmpeg([*input_args, "-map", "0:v:0", "-frames:v", "1", "-c", "copy", "-f", "framecrc", "-"],
+                     timeout=timeout, input=data, path=name)
+    m = _DIMENSIONS_RE.search(res.stdout.decode("ascii", "replace"))
+    if not m or int(m.group(1)) <= 0:
+        raise MediaError(name, "no video stream with a known picture size")
+    return VideoFormat(int(m.group(1)), int(m.group(2)))
+
+
+def probe_file_format(path: Path) -> VideoFormat:
+    """Probe a recording for the analysis decode; MediaError naming the file when it cannot be used."""
+    try:
+        info = probe(path)
+    except MediaError as exc:
+        if "invalid data" in exc.reason and _starts_like_mp4(path):
+            raise MediaError(path, "truncated or unfinished MP4 (moov atom not found)") from None
+        raise
+    if info.video is None:
+        raise MediaError(path, "no video stream (audio only)" if info.audio is not None else "no video stream")
+    if info.video.width <= 0 or info.video.height <= 0:
+        raise MediaError(path, "no video frame could be read (still being written?)")
+    return VideoFormat(info.video.width, info.video.height, info.video.fps or None)
+
+
+def _starts_like_mp4(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(8)[4:8] in _MP4_BOXES
+    except OSError:
+        return False
+
+
 # A cht session's stream has ended when its socket has been gone (or its newest recording has not
 # grown) this long; a recorder restart takes well under that.
 SESSION_END_AFTER = 5.0
@@ -81,6 +192,13 @@ class Source:
         return False
 
     def input_args(self, start: float | None = None) -> list[str]:
+        raise NotImplementedError
+
+    def prepare(self, stop: threading.Event, on_state: StateCallback | None = None) -> VideoFormat | None:
+        """Get ready for the next run and tell its picture size; None when `stop` was set meanwhile.
+
+        Raises MediaError (naming the input) when the input cannot be decoded.
+        """
         raise NotImplementedError
 
     def feed(self, sink: IO[bytes], stop: threading.Event, on_state: StateCallback | None = None) -> None:
@@ -115,10 +233,16 @@ class FileSource(Source):
             raise MediaError(self.path, "empty file (0 bytes)")
         self.realtime = bool(realtime)
         self.speed = float(speed)
+        self._format: VideoFormat | None = None
 
     @property
     def name(self) -> str:
         return str(self.path)
+
+    def prepare(self, stop: threading.Event, on_state: StateCallback | None = None) -> VideoFormat | None:
+        if self._format is None:
+            self._format = probe_file_format(self.path)
+        return self._format
 
     def input_args(self, start: float | None = None) -> list[str]:
         args: list[str] = []
@@ -186,9 +310,24 @@ class FollowSource(Source):
             waited += 0.1
         return None
 
+    def prepare(self, stop: threading.Event, on_state: StateCallback | None = None) -> VideoFormat | None:
+        """Pick the recording to follow and wait until its first frame is readable."""
+        target = self._wait_for_recording(stop)
+        if target is None:
+            return None
+        self.current = target
+        deadline = time.monotonic() + self.wait_for_file
+        while True:
+            try:
+                return probe_file_format(target)
+            except MediaError:
+                if time.monotonic() > deadline or stop.is_set():
+                    raise
+            stop.wait(0.1)  # the writer has not finished its first fragment yet
+
     def feed(self, sink: IO[bytes], stop: threading.Event, on_state: StateCallback | None = None) -> None:
         try:
-            target = self._wait_for_recording(stop)
+            target = self.current or self._wait_for_recording(stop)
             if target is None:
                 return
             self.current = target
@@ -257,6 +396,7 @@ class SocketSource(Source):
         self.connections = 0
         self.bytes_received = 0
         self.finished = False
+        self._pending: tuple[socket.socket, bytes] | None = None
 
     @property
     def name(self) -> str:
@@ -312,12 +452,98 @@ class SocketSource(Source):
                 delay = min(delay * 2, self.max_backoff)
         return None
 
+    def prepare(self, stop: threading.Event, on_state: StateCallback | None = None, *,
+                garbage_after: float = 3.0) -> VideoFormat | None:
+        """Connect and read up to the first complete keyframe: it tells the picture size and opens the stream.
+
+        Bytes before the first SPS are skipped (a client may join mid-stream; a broken server may
+        send junk): after `garbage_after` seconds of them, on_state('garbage', ...) says so once,
+        and reading goes on until valid H.264 arrives or the server hangs up.
+        """
+        self._close_pending()
+        sock = self.connect(stop, on_state)
+        if sock is None:
+            return None
+        try:
+            prefix = self._read_keyframe(sock, stop, on_state, garbage_after)
+            if prefix is None:
+                sock.close()
+                return None
+            fmt = probe_format(self.input_args(), name=str(self.path), data=prefix)
+        except BaseException:
+            sock.close()
+            raise
+        self._pending = (sock, prefix)
+        return fmt
+
+    def _read_keyframe(self, sock: socket.socket, stop: threading.Event, on_state: StateCallback | None,
+                       garbage_after: float) -> bytes | None:
+        scanner = AnnexBScanner()
+        buf = bytearray()  # stream bytes from `base` on
+        base = 0
+        sps: int | None = None  # where the keyframe's parameter sets start
+        idr_seen = False
+        skipped = 0
+        t0 = time.monotonic()
+        reported = False
+        sock.settimeout(0.25)
+        while not stop.is_set():
+            try:
+                data = sock.recv(self.recv_size)
+            except socket.timeout:
+                data = None
+            except OSError as exc:
+                log.info("%s: connection lost: %s", self.path, exc)
+                return None
+            if data == b"":
+                log.info("%s: server closed the connection before a keyframe", self.path)
+                if on_state:
+                    on_state("ended", f"{self.path}: server closed the connection before a keyframe")
+                return None
+            if data:
+                self.bytes_received += len(data)
+                buf += data
+                for nal in scanner.feed(data):
+                    if sps is None and nal.type == 7:
+                        sps = nal.pos
+                    elif sps is not None and nal.type == 5:
+                        idr_seen = True
+                    elif idr_seen and starts_access_unit(nal, 5):
+                        return bytes(buf[sps - base:])  # SPS ... first picture complete
+                if sps is None and len(buf) > 8:  # keep only what may hold a start code
+                    skipped += len(buf) - 8
+                    base += len(buf) - 8
+                    del buf[:-8]
+                elif sps is not None and len(buf) - (sps - base) > (32 << 20):
+                    raise MediaError(self.path, "no complete H.264 keyframe in the first 32 MiB")
+            if (not reported and sps is None and skipped >= 64 * 1024
+                    and time.monotonic() - t0 >= garbage_after):
+                reported = True
+                msg = (f"{self.path}: received {skipped / 1024:.0f} KiB in {time.monotonic() - t0:.0f} s "
+                       "but no H.264 (no SPS/keyframe): not H.264 Annex-B?")
+                log.warning(msg)
+                if on_state:
+                    on_state("garbage", msg)
+        return None
+
+    def _close_pending(self) -> None:
+        pending, self._pending = getattr(self, "_pending", None), None
+        if pending is not None:
+            pending[0].close()
+
     def feed(self, sink: IO[bytes], stop: threading.Event, on_state: StateCallback | None = None) -> None:
+        """Pump the prepared connection (keyframe first) into ffmpeg; without prepare(), connect first."""
         sock = None
         try:
-            sock = self.connect(stop, on_state)
-            if sock is None:
-                return
+            pending, self._pending = getattr(self, "_pending", None), None
+            if pending is not None:
+                sock, prefix = pending
+                sink.write(prefix)
+                sink.flush()
+            else:
+                sock = self.connect(stop, on_state)
+                if sock is None:
+                    return
             sock.settimeout(0.25)  # wake up to notice `stop`
             while not stop.is_set():
                 try:
@@ -333,12 +559,10 @@ class SocketSource(Source):
                         on_state("ended", f"{self.path}: server closed the connection")
                     break
                 self.bytes_received += len(data)
-                try:
-                    sink.write(data)
-                    sink.flush()
-                except (BrokenPipeError, ValueError, OSError):
-                    log.debug("ffmpeg stdin closed; socket feeder ends")
-                    break
+                sink.write(data)
+                sink.flush()
+        except (BrokenPipeError, ValueError):  # ValueError: stdin closed by stop()
+            log.debug("ffmpeg stdin closed; socket feeder ends")
         finally:
             if sock is not None:
                 sock.close()
@@ -371,6 +595,10 @@ class UrlSource(Source):
     @property
     def name(self) -> str:
         return self.url
+
+    def prepare(self, stop: threading.Event, on_state: StateCallback | None = None) -> VideoFormat | None:
+        args = [a for a in self.input_args() if a != "-re"]
+        return probe_format(args, name=self.url, timeout=30.0)
 
     def input_args(self, start: float | None = None) -> list[str]:
         args = list(self.extra_input_args)
@@ -435,5 +663,6 @@ def open_source(spec: Any, *, realtime: bool = False) -> Source:
     raise MediaError(path, "not a regular file, socket or session directory")
 
 
-__all__ = ["Source", "FileSource", "FollowSource", "SocketSource", "UrlSource", "open_source", "is_url",
-           "FileReplacedError"]
+__all__ = ["Source", "FileSource", "FollowSource", "SocketSource", "UrlSource", "VideoFormat", "open_source",
+           "is_url", "probe_format", "probe_file_format", "AnnexBScanner", "NalUnit", "starts_access_unit",
+           "unix_address", "FileReplacedError"]

@@ -179,6 +179,8 @@ def test_follow_session_switches_to_a_newer_recording(tmp_path):
     first = make_clip(session / "stream" / "20240101_120000.mp4", seconds=0.3, audio=False)
     src = FollowSource(session, switch_after=0.2, idle_timeout=30)
     sink, stop = _Sink(), threading.Event()
+    fmt = src.prepare(stop)
+    assert (fmt.width, fmt.height) == (320, 240) and src.current == first
     feeder = threading.Thread(target=src.feed, args=(sink, stop))
     feeder.start()
     try:
@@ -193,6 +195,7 @@ def test_follow_session_switches_to_a_newer_recording(tmp_path):
     assert bytes(sink.data) == first.read_bytes() and not src.finished
     second = _Sink()
     stop2 = threading.Event()
+    assert src.prepare(stop2) is not None  # each run follows the newest recording
     t = threading.Thread(target=src.feed, args=(second, stop2))
     t.start()
     try:
