@@ -29,6 +29,7 @@ ROWS = 3600 * FPS
 CUTS = 100
 SCENES_TARGET_MS = 20.0
 SWEEP_TARGET_MS = 1000.0
+METRIC = "score"
 
 
 def synthetic_hour(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -72,31 +73,31 @@ def run(repeat: int) -> dict[str, float]:
     from cht_lab.decision import DEFAULT_MIN_GAP, select_scenes
 
     scores, labels = synthetic_hour()
-    best = tuning.find_best(scores, labels, metric="score")
+    best = tuning.find_best(scores, labels, metric=METRIC)
     threshold = best.threshold
-    values = scores["score"].to_numpy()
+    values = scores[METRIC].to_numpy()
     ts = scores["ts"].to_numpy()
-    found = tuning.scenes(scores, threshold)
-    sw = tuning.sweep(scores, labels)
+    found = tuning.scenes(scores, threshold, metric=METRIC)
+    sw = tuning.sweep(scores, labels, metric=METRIC)
     low = float(sw["threshold"].iloc[len(sw) // 4])  # a threshold in the noise: thousands of candidates
     r = {
         "threshold": threshold, "f1": best.f1, "detections": len(found), "n_thresholds": len(sw),
-        "low": low, "low_detections": len(tuning.scenes(scores, low)),
-        "scenes_ms": median_ms(lambda: tuning.scenes(scores, threshold), repeat),
-        "scenes_low_ms": median_ms(lambda: tuning.scenes(scores, low), repeat),
+        "low": low, "low_detections": len(tuning.scenes(scores, low, metric=METRIC)),
+        "scenes_ms": median_ms(lambda: tuning.scenes(scores, threshold, metric=METRIC), repeat),
+        "scenes_low_ms": median_ms(lambda: tuning.scenes(scores, low, metric=METRIC), repeat),
         "ref_ge_ms": median_ms(lambda: np.flatnonzero(values >= threshold), repeat),
         "ref_rule_ms": median_ms(lambda: select_scenes(ts, values, threshold, DEFAULT_MIN_GAP), repeat),
-        "sweep_ms": median_ms(lambda: tuning.sweep(scores, labels), max(3, repeat // 2)),
-        "sweep_nolabels_ms": median_ms(lambda: tuning.sweep(scores), max(3, repeat // 2)),
-        "best_ms": median_ms(lambda: tuning.best_threshold(scores, labels), max(3, repeat // 2)),
-        "evaluate_ms": median_ms(lambda: tuning.evaluate(scores, labels, threshold), repeat),
+        "sweep_ms": median_ms(lambda: tuning.sweep(scores, labels, metric=METRIC), max(3, repeat // 2)),
+        "sweep_nolabels_ms": median_ms(lambda: tuning.sweep(scores, metric=METRIC), max(3, repeat // 2)),
+        "best_ms": median_ms(lambda: tuning.best_threshold(scores, labels, metric=METRIC), max(3, repeat // 2)),
+        "evaluate_ms": median_ms(lambda: tuning.evaluate(scores, labels, threshold, metric=METRIC), repeat),
         "compare_ms": median_ms(lambda: tuning.compare_metrics(scores, labels), 3),
     }
     ths = sw["threshold"].to_numpy()
     # worst case: 100 thresholds all in the noise floor, thousands of captures each (the rule loops per capture)
     noise = np.quantile(values[values > 0], np.linspace(0.05, 0.5, 100))
-    r["noise_captures"] = len(tuning.scenes(scores, float(noise[0])))
-    r["sweep_noise_ms"] = median_ms(lambda: tuning.sweep(scores, labels, thresholds=noise), 3)
+    r["noise_captures"] = len(tuning.scenes(scores, float(noise[0]), metric=METRIC))
+    r["sweep_noise_ms"] = median_ms(lambda: tuning.sweep(scores, labels, metric=METRIC, thresholds=noise), 3)
     r["ref_sweep_ge_ms"] = median_ms(lambda: [np.flatnonzero(values >= t) for t in ths], max(3, repeat // 2))
     return r
 
@@ -107,7 +108,7 @@ def main() -> int:
     args = ap.parse_args()
     r = run(args.repeat)
     print(f"data: {ROWS:,} score rows (1 h at {FPS} fps, 3 metrics), {CUTS} labeled cuts")
-    print(f"best threshold (score): {r['threshold']:.4f}, F1 {r['f1']:.3f}, {r['detections']} detections")
+    print(f"best threshold ({METRIC}): {r['threshold']:.4f}, F1 {r['f1']:.3f}, {r['detections']} detections")
     print(f"scenes() at the best threshold: {r['scenes_ms']:.2f} ms; at a noise-level threshold "
           f"{r['low']:.4f} ({r['low_detections']:,} detections): {r['scenes_low_ms']:.2f} ms")
     print(f"reference numpy values >= t: {r['ref_ge_ms']:.2f} ms; select_scenes on the arrays: "

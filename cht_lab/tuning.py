@@ -3,7 +3,9 @@
 Nothing here decodes video: every question is answered from the scores table (one row per
 decoded frame: segment, frame_index, pts, ts, score + float metric columns) and the capture rule
 of `cht_lab.decision.select_scenes`, the same rule the live detector applies frame by frame, so a
-threshold tuned here captures the same frames live.
+threshold tuned here captures the same frames live. `metric=None` means the engine's default
+metric (`cht_lab.scoring.DEFAULT_METRIC`, re-exported here), the one `Session` and the live
+detector use.
 
 Matching follows the TRECVID shot-boundary convention: detections and labeled events are paired
 one to one, greedily, nearest first, within a tolerance (default ±0.5 s). A labeled event with an
@@ -33,10 +35,10 @@ import pandas as pd
 
 from .decision import DEFAULT_MIN_GAP, select_scenes
 from .labels import as_labels
+from .scoring import DEFAULT_METRIC
 
 log = logging.getLogger(__name__)
 
-DEFAULT_METRIC = "score"  # what metric=None means; the engine may point it at a screen-oriented column
 DEFAULT_TOLERANCE = 0.5  # seconds either side of a labeled event (TRECVID-style)
 DEFAULT_N_THRESHOLDS = 100
 INDEX_COLUMNS: tuple[str, ...] = ("segment", "frame_index", "pts", "ts")  # every other numeric column is a metric

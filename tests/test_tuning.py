@@ -170,7 +170,7 @@ def test_scenes_select_what_the_live_decider_captures_frame_by_frame(seed):
 
 def test_scenes_sort_unsorted_rows_and_name_an_unknown_metric():
     scores = pd.DataFrame({"ts": [2.0, 0.0, 1.0], "score": [0.9, 0.9, 0.1]})
-    assert tuning.scenes(scores, 0.5, min_gap=0.5)["ts"].tolist() == [0.0, 2.0]
+    assert tuning.scenes(scores, 0.5, metric="score", min_gap=0.5)["ts"].tolist() == [0.0, 2.0]
     with pytest.raises(TuningError, match=r"no metric column 'blocks'.*score"):
         tuning.scenes(scores, 0.5, metric="blocks")
 
@@ -178,8 +178,11 @@ def test_scenes_sort_unsorted_rows_and_name_an_unknown_metric():
 def test_metric_none_means_the_default_metric():
     rng = np.random.default_rng(1)
     scores = make_scores(20, np.array([5.0, 12.0]), rng)
-    pd.testing.assert_frame_equal(tuning.scenes(scores, 0.5), tuning.scenes(scores, 0.5, metric=tuning.DEFAULT_METRIC))
     assert tuning.metric_columns(scores) == ["score", "blocks"]
+    with pytest.raises(TuningError, match=f"no metric column {tuning.DEFAULT_METRIC!r}"):
+        tuning.scenes(scores, 0.5)
+    scores[tuning.DEFAULT_METRIC] = scores["blocks"]  # the engine's default metric, as Session scores it
+    pd.testing.assert_frame_equal(tuning.scenes(scores, 0.5), tuning.scenes(scores, 0.5, metric="blocks"))
 
 
 # --------------------------------------------------------------------------- sweeps
