@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from cht_lab.detector import SceneDetector  # noqa: E402
 from cht_lab.ffmpeg import find_ffmpeg, live_processes  # noqa: E402
+from cht_lab.index import SessionIndex  # noqa: E402
 from cht_lab.replay import replay  # noqa: E402
 
 CACHE = REPO / "benchmarks" / ".cache"
@@ -61,43 +62,6 @@ def make_clip(seconds: float, path: Path) -> Path:
     return path
 
 
-class _MemoryIndex:
-    """Stands in for SessionIndex only when cht_lab.index is not importable (early benchmark runs)."""
-
-    def __init__(self) -> None:
-        self._n = 0
-        self._lock = threading.Lock()
-
-    def append_scores(self, table) -> None:
-        pass
-
-    def append_frames(self, rows) -> None:
-        pass
-
-    def next_frame_id(self) -> str:
-        with self._lock:
-            self._n += 1
-            return f"F{self._n:04d}"
-
-    def flush(self) -> None:
-        pass
-
-    def scores(self):
-        raise LookupError
-
-    def close(self) -> None:
-        pass
-
-
-def _open_index(session_dir: Path):
-    try:
-        from cht_lab.index import SessionIndex
-    except ImportError:
-        print("note: cht_lab.index not available; scores are not written to Parquet", file=sys.stderr)
-        return _MemoryIndex()
-    return SessionIndex(session_dir, writer=True)
-
-
 def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
@@ -119,7 +83,7 @@ def run(seconds: float, backend: str) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="cht_lab-bench-") as tmp:
         session_dir = Path(tmp) / "detector"
         session_dir.mkdir()
-        index = _open_index(session_dir)
+        index = SessionIndex(session_dir, writer=True)
         with replay(clip, out_dir=Path(tmp) / "sessions", speed=1.0, record_sends=True) as server:
             det = SceneDetector(server.socket_path, session_dir=session_dir, index=index, backend=backend,
                                 on_frames=on_frames, on_scores=on_scores, restart=False)

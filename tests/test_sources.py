@@ -206,3 +206,52 @@ def test_follow_session_switches_to_a_newer_recording(tmp_path):
         stop2.set()
         t.join(5)
     assert src.current.name == "20240101_120005.mp4" and len(second.data) > 0
+
+
+def test_prepare_tells_the_picture_size_or_a_clear_error(tmp_path):
+    clip = make_clip(tmp_path / "rec.mp4", seconds=0.5, size="352x288", audio=False)
+    stop = threading.Event()
+    assert (open_source(clip).prepare(stop).width, open_source(clip).prepare(stop).height) == (352, 288)
+    assert open_source("lavfi:testsrc2=s=200x100:d=1").prepare(stop).width == 200
+    audio = tmp_path / "talk.m4a"
+    subprocess.run([find_ffmpeg(), "-v", "error", "-f", "lavfi", "-i", "sine=d=0.5", "-c:a", "aac", str(audio)],
+                   check=True, timeout=30)
+    with pytest.raises(MediaError, match=r"talk\.m4a: no video stream \(audio only\)"):
+        open_source(audio).prepare(stop)
+    cut = tmp_path / "cut.mp4"
+    make_clip(tmp_path / "plain.mp4", seconds=1.0, audio=False, fragmented=False)
+    cut.write_bytes((tmp_path / "plain.mp4").read_bytes()[:2000])
+    with pytest.raises(MediaError, match=r"cut\.mp4: truncated or unfinished MP4"):
+        open_source(cut).prepare(stop)
+
+
+def test_socket_prepare_skips_junk_and_starts_at_a_keyframe(tmp_path):
+    clip = make_clip(tmp_path / "rec.mp4", seconds=1.0, size="320x180", audio=False)
+    annexb = subprocess.run([find_ffmpeg(), "-v", "error", "-i", str(clip), "-c:v", "copy", "-bsf:v",
+                             "h264_mp4toannexb", "-f", "h264", "pipe:1"], capture_output=True, check=True).stdout
+    path = tmp_path / "scene.sock"
+    srv = _listen(path)
+    junk = bytes(range(1, 256)) * 800  # ~200 KB without a single start code
+
+    def serve():
+        conn, _ = srv.accept()
+        with conn:
+            conn.sendall(junk)
+            conn.sendall(annexb)
+
+    t = threading.Thread(target=serve)
+    t.start()
+    states = []
+    src = SocketSource(path)
+    fmt = src.prepare(threading.Event(), lambda s, m: states.append((s, m)), garbage_after=0.0)
+    t.join(10)
+    srv.close()
+    assert (fmt.width, fmt.height) == (320, 180)
+    assert any(s == "garbage" and "not H.264" in m for s, m in states), states
+    sink = _Sink()
+    src.feed(sink, threading.Event())  # the prepared connection: keyframe first, then the rest
+    fed = bytes(sink.data)
+    assert annexb.endswith(fed) and fed.lstrip(b"\x00")[1] & 0x1F == 7  # from the first SPS to the end
+    res = subprocess.run([find_ffmpeg(), "-v", "error", "-xerror", "-f", "h264", "-i", "pipe:0", "-f", "null", "-"],
+                         input=bytes(sink.data), capture_output=True, timeout=30)
+    assert res.returncode == 0, res.stderr
