@@ -184,3 +184,23 @@ def test_stream_server_socket_is_private_and_removed(tmp_path):
         server.stop()
     assert not path.exists()
     shutil.rmtree(tmp_path / ("d" * 90))
+
+
+def test_replay_of_the_bundled_recorder_restart_sample(tmp_path):
+    """`twoseg`: two video-only segments with a gap and a standalone audio.aac, replayed as cht would record it."""
+    from cht_lab.samples import sample_dir
+
+    src = sample_dir("twoseg", generate_missing=False)
+    if not layout.recordings(src):
+        pytest.skip("bundled sample 'twoseg' not generated")
+    src_segments = layout.discover_segments(src)
+    restarts = []
+    with replay(src, out_dir=tmp_path, speed=20.0, on_segment=lambda n, p: restarts.append(n)) as server:
+        assert server.wait(30)
+    assert restarts == [0, 1] and not server.errors
+    out = server.session_dir
+    assert [s.offset for s in layout.discover_segments(out)] == [s.offset for s in src_segments]
+    for a, b in zip(layout.recordings(out), layout.recordings(src)):
+        assert probe(a).video.frames == probe(b).video.frames  # every frame, stream-copied
+    assert abs(probe(out / "stream" / "audio.aac").duration - probe(src / "stream" / "audio.aac").duration) < 0.1
+    assert (out / "labels.csv").read_text() == (src / "labels.csv").read_text()
