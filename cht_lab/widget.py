@@ -60,8 +60,9 @@ class SessionPanel(_Panel):
         self.session = session
         self.min_gap = DEFAULT_MIN_GAP if min_gap is None else float(min_gap)
         self._current = pd.DataFrame()
+        self._prepare(Path(session.dir))
         self._load()
-        super().__init__(Path(session.dir), {s.index: Path(s.path) for s in session.segments},
+        super().__init__({s.index: Path(s.path) for s in session.segments},
                          max_thumbs=max_thumbs, interval=interval, plot_width=plot_width)
 
     def _load(self) -> None:

@@ -25,7 +25,6 @@ from .widget_thumbs import CACHE_DIR, Thumbnails, Tile
 
 log = logging.getLogger(__name__)
 
-BASE_COLUMNS = ("segment", "frame_index", "pts", "ts", "score")
 EXPORT_STEM = "frame_index"  # <session>/frame_index.parquet|csv
 EXPORT_FORMATS = ("parquet", "csv")
 TUNING_TAB = 1
@@ -38,15 +37,13 @@ _DETECTION_PARTS = frozenset({"threshold", "scores", "frames"})
 
 
 def metric_columns(scores: pd.DataFrame) -> list[str]:
-    """The metrics stored in a scores table, in scoring.METRICS order; 'score' alone as fallback."""
+    """The metrics stored in a scores table, in scoring.METRICS order (any numeric column as fallback)."""
     from .scoring import METRICS
 
+    from .tuning import metric_columns as numeric_columns
+
     known = [m for m in METRICS if m in scores.columns]
-    if known:
-        return known
-    other = [c for c in scores.columns
-             if c not in BASE_COLUMNS and pd.api.types.is_float_dtype(scores[c].dtype)]
-    return other or (["score"] if "score" in scores.columns else [])
+    return known or numeric_columns(scores)
 
 
 def default_threshold(metric: str, values: np.ndarray | None = None) -> float:
@@ -110,12 +107,15 @@ class _Panel:
 
     kind = "session"
 
-    def __init__(self, session_dir: Path, segments: dict[int, Path], *, max_thumbs: int = 24,
-                 interval: float = 0.3, plot_width: int = 960):
+    def _prepare(self, session_dir: Path) -> None:
+        """State the subclasses need while they load their data, before the widgets exist."""
         self.session_dir = Path(session_dir)
         self.errors: deque[dict[str, Any]] = deque(maxlen=50)
         self._data_lock = threading.Lock()  # data handed from worker threads to the next apply
         self._closed = False
+
+    def __init__(self, segments: dict[int, Path], *, max_thumbs: int = 24, interval: float = 0.3,
+                 plot_width: int = 960):
         self._updater = UiUpdater(self._apply, interval, on_error=lambda exc: self._error("update", exc))
         self._score_plot = ScorePlot(width_px=plot_width)
         self._tuning_plot: TuningPlot | None = None
@@ -317,12 +317,12 @@ class _Panel:
         cached = self._tuning_cache.get(self._metric)
         stale = cached is None or (self.kind == "live" and time.monotonic() - self._tuning_at > LIVE_TUNING_INTERVAL)
         if stale:
-            sweep = tuning.sweep(self._scores, self._labels, metric=self._metric, min_gap=self.min_gap)
-            try:
-                best: float | None = float(tuning.best_threshold(self._scores, self._labels, metric=self._metric,
-                                                                 min_gap=self.min_gap))
-            except ValueError as exc:  # e.g. nothing detected at any threshold yet
-                self._error("best threshold", exc)
+            try:  # one sweep gives the curves and the best threshold (the same call as session.best_threshold)
+                found = tuning.find_best(self._scores, self._labels, metric=self._metric, min_gap=self.min_gap)
+                sweep, best = found.sweep, float(found.threshold)
+            except ValueError as exc:  # TuningError: no threshold finds any labeled event (yet)
+                log.info("no best threshold for %s: %s", self._metric, exc)
+                sweep = tuning.sweep(self._scores, self._labels, metric=self._metric, min_gap=self.min_gap)
                 best = None
             cached = self._tuning_cache[self._metric] = (sweep, best)
             self._tuning_at = time.monotonic()

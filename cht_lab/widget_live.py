@@ -36,6 +36,7 @@ class LivePanel(_Panel):
     def __init__(self, live: Any, *, max_thumbs: int = 24, interval: float = 0.3, plot_width: int = 960,
                  poll: float = 1.0):
         self.session = live
+        self._prepare(Path(live.session_dir))
         self.poll = float(poll)
         self.min_gap = float(getattr(live, "min_gap", DEFAULT_MIN_GAP))
         self._metric = live.metric
@@ -62,7 +63,7 @@ class LivePanel(_Panel):
         live.on_new_audio(self._on_audio)
         self._read_all()
         self._take_pending(set())
-        super().__init__(Path(live.session_dir), {}, max_thumbs=max_thumbs, interval=interval,
+        super().__init__({}, max_thumbs=max_thumbs, interval=interval,
                          plot_width=plot_width)
         self.metric.disabled = True
         self.metric.tooltip = "a live detector's metric is fixed when it starts"

@@ -21,9 +21,9 @@ CUTS = (2.0, 4.0, 6.0)  # where the synthetic "slides" change
 
 
 def make_slides(path: Path, size: str = "320x240", fps: int = 30) -> Path:
-    """Four visually different 'slides' of 2 s each (cuts at 2, 4, 6 s) with a sine as audio."""
+    """Four still, visually different 'slides' of 2 s each (cuts at 2, 4, 6 s) with a sine as audio."""
     sources = [f"color=c=0x2050a0:s={size}:r={fps}:d={SLIDE_SECONDS}",
-               f"testsrc2=s={size}:r={fps}:d={SLIDE_SECONDS}",
+               f"yuvtestsrc=s={size}:r={fps}:d={SLIDE_SECONDS}",
                f"smptebars=s={size}:r={fps}:d={SLIDE_SECONDS}",
                f"rgbtestsrc=s={size}:r={fps}:d={SLIDE_SECONDS}"]
     args = [find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
@@ -330,3 +330,14 @@ def test_live_panel_follows_a_live_session(tmp_path: Path, slides_clip: Path):
     finally:
         panel.close()
         live.stop()
+
+
+def test_a_malformed_labels_file_is_reported_in_the_panel_not_raised(session):
+    (session.dir / "labels.csv").write_text("when,what\n1.0,cut\n")
+    p = session.panel()
+    try:
+        assert "labels" in p.status.value and "labels.csv" in p.status.value
+        assert p.apply_best_button.disabled
+        assert p.detection_count == len(session.scenes())  # the rest of the panel works
+    finally:
+        p.close()
