@@ -30,6 +30,7 @@ from .sources import AnnexBScanner, NalUnit, starts_access_unit, unix_address
 
 log = logging.getLogger(__name__)
 
+MAX_SPEED = 10.0  # ffmpeg 9's -readrate falls into its catch-up logic and crawls above ~10x
 FRAG_DURATION_US = 200_000  # a new fMP4 fragment at least every 0.2 s of media, so followers see data soon
 _CLIENT_QUEUE = 512  # chunks queued for one client before it counts as too slow and is dropped
 
@@ -308,7 +309,10 @@ class Replay:
             raise MediaError(self.source, "no such file")
         if speed <= 0:
             raise ValueError(f"speed must be positive, not {speed}")
-        self.speed = float(speed)
+        if speed > MAX_SPEED:
+            log.warning("replay speed %gx capped at %gx: ffmpeg's -readrate stalls above that (it keeps "
+                        "'catching up' and ends up far slower)", speed, MAX_SPEED)
+        self.speed = float(min(speed, MAX_SPEED))
         self.loop = bool(loop)
         self.out_dir = Path(out_dir) if out_dir is not None else default_out_dir()
         self.socket_name = socket_name
@@ -526,4 +530,4 @@ def replay(recording_or_session: str | os.PathLike[str], out_dir: str | os.PathL
     return Replay(recording_or_session, out_dir, speed, socket_name=socket_name, loop=loop, **kwargs)
 
 
-__all__ = ["Replay", "replay", "StreamServer", "AnnexBScanner", "default_out_dir", "FRAG_DURATION_US"]
+__all__ = ["Replay", "replay", "StreamServer", "AnnexBScanner", "default_out_dir", "FRAG_DURATION_US", "MAX_SPEED"]
