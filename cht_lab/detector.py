@@ -88,7 +88,8 @@ class SceneDetector:
     `on_frames(rows)` fires after captured frames are durable in the index; `on_run_start(detector,
     run, first_pts)` fires at each new ffmpeg run before its first row, so the owner can place
     the run on the session timeline (set `segment` / `ts_offset`; by default a live source's runs
-    follow each other by wall-clock time); `on_scores(columns)` sees each batch of score rows as
+    follow each other by wall-clock time); `run_wall_start` then holds the wall-clock time at
+    which first_pts was live (for a socket, when its keyframe arrived, not when ffmpeg decoded it); `on_scores(columns)` sees each batch of score rows as
     it goes to the index (latency measurements).
     """
 
@@ -146,6 +147,9 @@ class SceneDetector:
         self._last_pts: float | None = None  # where a crashed file run resumes
         self._t_last_frame: float | None = None
         self._fps: float | None = None
+        # wall-clock time at which the current run's first frame was live (a socket: when its
+        # keyframe arrived, before ffmpeg's start-up): what on_run_start should map first_pts to
+        self.run_wall_start: float | None = None
 
     # ------------------------------------------------------------------ public
 
@@ -197,6 +201,7 @@ class SceneDetector:
             "pid": self.ffmpeg_pid,
             "segment": self.segment,
             "ts_offset": self.ts_offset,
+            "run_wall_start": self.run_wall_start,
             "last_error": self._last_error,
             "errors": errors,
         }
@@ -398,7 +403,9 @@ class SceneDetector:
         except Exception:
             plan.cleanup()
             raise
-        run = _Run(number, reader, stop, first_bytes_at=holder.get("connected_at"))
+        arrived = getattr(self.source, "keyframe_at", None) if isinstance(self.source, SocketSource) else None
+        run = _Run(number, reader, stop, first_bytes_at=arrived[1] if arrived else holder.get("connected_at"))
+        self.run_wall_start = arrived[0] if arrived else None
         holder["run"] = run
         self._run = run
         if self._stop.is_set():  # stop() raced with the start of this run
@@ -523,6 +530,8 @@ class SceneDetector:
             if first_pts is None:
                 first_pts = pts
                 t_first = run.first_bytes_at or now
+                if self.run_wall_start is None:
+                    self.run_wall_start = time.time() - (now - t_first)
                 wall_origin = self._wall_origin()
                 self._start_run_timeline(run, pts)
                 self._set_state("running")

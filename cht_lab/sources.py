@@ -397,6 +397,8 @@ class SocketSource(Source):
         self.bytes_received = 0
         self.finished = False
         self._pending: tuple[socket.socket, bytes] | None = None
+        # (wall, monotonic) time the current run's first keyframe began to arrive: stream time 0 "now"
+        self.keyframe_at: tuple[float, float] | None = None
 
     @property
     def name(self) -> str:
@@ -506,6 +508,7 @@ class SocketSource(Source):
                 for nal in scanner.feed(data):
                     if sps is None and nal.type == 7:
                         sps = nal.pos
+                        self.keyframe_at = (time.time(), time.monotonic())
                     elif sps is not None and nal.type == 5:
                         idr_seen = True
                     elif idr_seen and starts_access_unit(nal, 5):

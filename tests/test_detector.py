@@ -163,7 +163,8 @@ def test_socket_server_restart_reconnects(tmp_path, session):
     sock = tmp_path / "cht.sock"
     runs = []
     det = Detector(SocketSource(sock, min_backoff=0.05, max_backoff=0.2), session_dir=session_dir, index=idx,
-                        threshold=THRESHOLD, on_run_start=lambda d, n, pts: runs.append((n, pts)))
+                   threshold=THRESHOLD, on_run_start=lambda d, n, pts: runs.append((n, pts, d.run_wall_start,
+                                                                                    time.time())))
     det.start()  # the server is not there yet: the detector waits for it
     try:
         wait_for(lambda: det.status["state"] in ("starting", "reconnecting"), what="waiting for the server")
@@ -178,7 +179,9 @@ def test_socket_server_restart_reconnects(tmp_path, session):
         det.stop()
     idx.flush()
     check_rows(idx.scores())
-    assert [n for n, _ in runs[:2]] == [0, 1] and all(pts == 0 for _, pts in runs)  # stream time restarts at 0
+    assert [r[0] for r in runs[:2]] == [0, 1] and all(r[1] == 0 for r in runs)  # stream time restarts at 0
+    # when stream time 0 was live: the keyframe's arrival, a little before ffmpeg decoded it
+    assert all(r[2] is not None and r[2] < r[3] for r in runs)
 
 
 def _serve(path: Path, payloads: list, ready: threading.Event, stop: threading.Event) -> None:
