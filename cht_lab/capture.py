@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from .ffmpeg import FfmpegProcess, MediaError, find_ffmpeg, probe
+from .ffmpeg import FfmpegProcess, MediaError, find_ffmpeg
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +131,9 @@ def capture_frames(path: str | os.PathLike[str], frame_indices: Sequence[int], o
         raise CaptureError(f"frame numbers must be >= 0 (got {min(idx)})")
     if len(set(outs)) != len(outs):
         raise CaptureError("output paths must be distinct")
-    info = probe(p)
-    if info.video is None:
-        raise MediaError(p, "no video stream (audio only)" if info.audio is not None else "no video stream")
+    from .analysis import probe_video
+
+    info = probe_video(p)
     wanted = sorted(set(idx))
     expr = "+".join(f"eq(n\\,{n})" for n in wanted)
     graph = f"[0:v:0]select='{expr}'[out]"

@@ -105,21 +105,22 @@ class FrameScorer:
 
     def _allocate(self, height: int, width: int) -> None:
         b = self.block
-        # a grid of about block x block pixels that covers the whole frame (edge blocks not dropped)
-        self.rows, self.cols = max(1, int(round(height / b))), max(1, int(round(width / b)))
+        # blocks of block x block pixels covering the whole frame; the last row/column may be
+        # narrower (frames are kept zero-padded to whole blocks, the padding never changes)
+        self.rows, self.cols = -(-height // b), -(-width // b)
         self.height, self.width = height, width
-        self._row_starts = np.linspace(0, height, self.rows + 1).astype(np.intp)[:-1]
-        self._col_starts = np.linspace(0, width, self.cols + 1).astype(np.intp)[:-1]
-        rh = np.diff(np.append(self._row_starts, height))
-        cw = np.diff(np.append(self._col_starts, width))
+        ph, pw = self.rows * b, self.cols * b
         self.n_blocks = self.rows * self.cols
+        rh = np.minimum(b, height - np.arange(self.rows) * b)
+        cw = np.minimum(b, width - np.arange(self.cols) * b)
         # a block's mean |diff| > noise  <=>  its sum > noise * its pixel count
         self._limit = (self.params["noise"] * np.outer(rh, cw)).astype(np.float64)
         # ring of recent frames for the lookback reference: enough for `lookback` at up to 120 fps
         self._ring_len = max(4, int(math.ceil(self.params["lookback"] * 120)) + 2)
-        self._ring = np.zeros((self._ring_len, height, width), np.uint8)
+        self._ring = np.zeros((self._ring_len, ph, pw), np.uint8)
         self._ring_pts = np.full(self._ring_len, -np.inf)
-        self._diff = np.empty((height, width), np.uint8)
+        self._ref = np.zeros((ph, pw), np.uint8)
+        self._diff = np.empty((ph, pw), np.uint8)
         self._shape_ready = True
 
     def reset(self) -> None:
@@ -131,26 +132,51 @@ class FrameScorer:
         if self._shape_ready:
             self._ring_pts[:] = -np.inf
             self._activity = np.zeros((self.rows, self.cols), np.float32)
-            self._ref = np.zeros((self.height, self.width), np.uint8)  # type: ignore[arg-type]
+            # time each block last changed at all (any pixel, previous frame -> this one): two frames
+            # can only differ in blocks modified after the older one, so comparisons with older
+            # frames only look at those blocks (a still screen costs almost nothing)
+            self._modified = np.full((self.rows, self.cols), -np.inf)
+        self._ref_t = -math.inf
         self._still_since: float | None = None
         self._moving_since: float | None = None
         self._last_jump: float = -math.inf  # time of the last abrupt change (lookback anchor)
 
     # ------------------------------------------------------------------ helpers
 
-    def _changed(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Per-block boolean: mean |a - b| above the noise floor."""
+    def _block_sums(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Per-block sum of |a - b| (uint32, rows x cols) over whole padded frames."""
         d = np.maximum(a, b, out=self._diff)
         d -= np.minimum(a, b)  # |a - b| without widening to int16
-        sums = np.add.reduceat(np.add.reduceat(d, self._row_starts, axis=0, dtype=np.uint32),
-                               self._col_starts, axis=1)
-        return sums > self._limit
+        bs = self.block
+        rows = d.reshape(self.rows, bs, -1).sum(axis=1, dtype=np.uint32)
+        return rows.reshape(self.rows, self.cols, bs).sum(axis=2)
 
-    def _slot_since(self, horizon: float) -> int:
-        """Ring slot of the oldest kept frame at or after `horizon` (the newest frame if none)."""
-        best = self._head
-        for k in range(1, self._count):
-            slot = (self._head - k) % self._ring_len
+    def _changed_since(self, cur: np.ndarray, old: np.ndarray, t_old: float, steady: np.ndarray) -> np.ndarray:
+        """Per-block boolean: steady blocks whose mean |cur - old| is above the noise floor.
+
+        Only blocks modified after t_old can differ, so only those are compared.
+        """
+        out = np.zeros((self.rows, self.cols), bool)
+        r, c = np.nonzero((self._modified > t_old) & steady)
+        k = r.size
+        if k == 0:
+            return out
+        if 3 * k > self.n_blocks:
+            out[...] = (self._block_sums(cur, old) > self._limit) & steady
+            return out
+        bs = self.block
+        a = cur.reshape(self.rows, bs, self.cols, bs)[r, :, c, :]  # (k, bs, bs) copies of those blocks
+        b = old.reshape(self.rows, bs, self.cols, bs)[r, :, c, :]
+        d = np.maximum(a, b)
+        d -= np.minimum(a, b)
+        out[r, c] = d.reshape(k, -1).sum(axis=1, dtype=np.uint32) > self._limit[r, c]
+        return out
+
+    def _slot_since(self, horizon: float, exclude: int) -> int:
+        """Ring slot of the oldest earlier frame at or after `horizon` (the previous frame if none)."""
+        best = (exclude - 1) % self._ring_len
+        for k in range(2, self._count):
+            slot = (exclude - k) % self._ring_len
             if self._ring_pts[slot] < horizon - 1e-6:
                 break
             best = slot
@@ -173,22 +199,27 @@ class FrameScorer:
             t = self._prev_pts + 1e-6  # keep time moving forward (duplicate / odd timestamps)
         p = self.params
         self._n += 1
+        h, w = self.height, self.width
 
         if self._count == 0:  # first frame: nothing to compare with
-            self._push(gray, t)
-            self._ref[...] = gray
+            slot = self._push(gray, t)
+            self._ref[...] = self._ring[slot]
+            self._ref_t = t
             self._still_since = t
             self._prev_pts = t
             return {"pixels": 0.0, "blocks": 0.0, "lookback": 0.0, "settled": 0.0}
 
-        prev = self._ring[self._head]
-        dt = t - self._prev_pts if self._prev_pts is not None else 1.0 / self.fps
+        prev_slot = self._head
+        prev_t = self._prev_pts if self._prev_pts is not None else t - 1.0 / self.fps
+        slot = self._push(gray, t)
+        cur = self._ring[slot]
         n = float(self.n_blocks)
 
-        pixels = _mean_absdiff(gray, prev)
-
-        c1 = self._changed(gray, prev)
-        decay = math.exp(-dt / p["volatile_tau"])
+        sums = self._block_sums(cur, self._ring[prev_slot])
+        pixels = float(sums.sum()) / (h * w * 255.0)
+        self._modified[sums > 0] = t
+        c1 = sums > self._limit
+        decay = math.exp(-(t - prev_t) / p["volatile_tau"])
         act = self._activity
         act *= decay
         act += (1.0 - decay) * c1
@@ -198,52 +229,51 @@ class FrameScorer:
             self._last_jump = t  # later frames compare with this one at the earliest, not across the jump
 
         # slow changes: compare with ~lookback s ago, but never across the last abrupt change
-        ring_slot = self._slot_since(max(t - p["lookback"], self._last_jump))
-        cl = self._changed(gray, self._ring[ring_slot]) & steady
-        fl = float(np.count_nonzero(cl)) / n
-        # the plain lookback metric always looks the full lookback back
-        full_slot = self._slot_since(t - p["lookback"])
-        lookback = fl if full_slot == ring_slot else float(
-            np.count_nonzero(self._changed(gray, self._ring[full_slot]) & steady)) / n
+        full_slot = self._slot_since(t - p["lookback"], exclude=slot)
+        anchor_slot = self._slot_since(max(t - p["lookback"], self._last_jump), exclude=slot)
+        cl_full = self._changed_since(cur, self._ring[full_slot], self._ring_pts[full_slot], steady)
+        lookback = float(np.count_nonzero(cl_full)) / n
+        if anchor_slot == full_slot:
+            fl = lookback
+        else:
+            fl = float(np.count_nonzero(
+                self._changed_since(cur, self._ring[anchor_slot], self._ring_pts[anchor_slot], steady))) / n
 
         still = f1 <= p["still"] and fl <= p["still"]
         settled = 0.0
+        emit = False
         if still:
             if self._still_since is None:
                 self._still_since = t
-            if t - self._still_since >= p["settle"] - 1e-6:
-                settled = float(np.count_nonzero(self._changed(gray, self._ref) & steady)) / n
-                self._ref[...] = gray
+            emit = t - self._still_since >= p["settle"] - 1e-6
+            if emit:
                 self._moving_since = None
         else:
             self._still_since = None
             if self._moving_since is None:
                 self._moving_since = t
             elif t - self._moving_since >= p["max_wait"]:
-                settled = float(np.count_nonzero(self._changed(gray, self._ref) & steady)) / n
-                self._ref[...] = gray
+                emit = True  # never settles (a long animation): report what changed so far
                 self._moving_since = t
-        self._push(gray, t)
+        if emit:
+            settled = float(np.count_nonzero(self._changed_since(cur, self._ref, self._ref_t, steady))) / n
+            self._ref[...] = cur
+            self._ref_t = t
         self._prev_pts = t
         return {"pixels": pixels, "blocks": f1, "lookback": lookback, "settled": settled}
 
-    def _push(self, gray: np.ndarray, t: float) -> None:
+    def _push(self, gray: np.ndarray, t: float) -> int:
         self._head = (self._head + 1) % self._ring_len
-        self._ring[self._head] = gray
+        self._ring[self._head, : self.height, : self.width] = gray
         self._ring_pts[self._head] = t
         self._count = min(self._count + 1, self._ring_len)
+        return self._head
 
     def score(self, gray: np.ndarray, scene: float | None = None, pts: float | None = None) -> dict[str, float]:
         """All METRICS for the next frame: update() plus "score" = ffmpeg's scene score (NaN if not given)."""
         out = self.update(gray, pts)
         out["score"] = float(scene) if scene is not None else math.nan
         return out
-
-
-def _mean_absdiff(a: np.ndarray, b: np.ndarray) -> float:
-    d = np.maximum(a, b)
-    d -= np.minimum(a, b)
-    return float(d.mean()) / 255.0
 
 
 def score_frames(frames: Any, pts: Any = None, fps: float = 30.0, **params: Any) -> dict[str, np.ndarray]:
