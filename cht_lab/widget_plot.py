@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import io
 import threading
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .plotting import plot_scores
+from .plotting import plot_scores, update_threshold
 
 _DPI = 100
 
@@ -47,15 +48,26 @@ class ScorePlot(_Figure):
     def __init__(self, width_px: int = 960, height_px: int = 280):
         super().__init__(width_px, height_px)
         self.fig.subplots_adjust(left=0.07, right=0.99, top=0.95, bottom=0.17)
+        self._drawn: tuple[Any, ...] = ()  # what the axes show now: (scores, labels, metric, columns)
+        self._artists: dict[str, Any] = {}
 
     def render(self, scores: pd.DataFrame, metric: str, threshold: float,
                detections: pd.DataFrame | None = None, labels: pd.DataFrame | None = None,
-               columns: int = 1000) -> bytes:
+               columns: int = 1000, full: bool = False) -> bytes:
+        """PNG of the plot; with the same scores and labels as last time only the threshold part is redrawn.
+
+        `full=True` rebuilds the axes anyway (what a new batch of scores costs; the benchmark's figure).
+        """
         with self.lock:
-            plot_scores(self.ax, scores, metric, threshold, detections, labels, columns=columns)
-            if scores.empty:
-                self.ax.text(0.5, 0.5, "no scores yet", transform=self.ax.transAxes, ha="center",
-                             va="center", color="0.5")
+            drawn = (scores, labels, metric, columns)
+            if not full and len(drawn) == len(self._drawn) and all(a is b for a, b in zip(drawn, self._drawn)):
+                update_threshold(self.ax, self._artists, metric, threshold, detections)
+            else:
+                self._artists = plot_scores(self.ax, scores, metric, threshold, detections, labels, columns=columns)
+                self._drawn = drawn
+                if scores.empty:
+                    self.ax.text(0.5, 0.5, "no scores yet", transform=self.ax.transAxes, ha="center",
+                                 va="center", color="0.5")
             return self.png()
 
 

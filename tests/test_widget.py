@@ -225,8 +225,19 @@ def test_score_plot_of_one_hour_redraws():
     labels = pd.DataFrame({"time": ts[np.sort(cuts)], "end": np.nan})
     plot = ScorePlot()
     a = plot.render(scores, "scene", 0.3, scores.iloc[np.sort(cuts)], labels)
-    b = plot.render(scores, "scene", 0.9, scores.iloc[:0], labels)
+    b = plot.render(scores, "scene", 0.9, scores.iloc[:0], labels)  # same scores: threshold-only redraw
     assert a[:4] == b[:4] == b"\x89PNG" and a != b
+    # what a slider move draws is exactly what drawing from scratch gives
+    moved = plot.render(scores, "scene", 0.5, scores.iloc[np.sort(cuts)], labels)
+    fresh = plot.render(scores, "scene", 0.5, scores.iloc[np.sort(cuts)], labels, full=True)
+    assert _pixels(moved) == _pixels(fresh)
+
+
+def _pixels(png: bytes) -> bytes:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as im:
+        return im.convert("RGBA").tobytes()
 
 
 # --------------------------------------------------------------------------- threads
