@@ -185,31 +185,51 @@ class EnergyVad:
         self.floor_db: float | None = None
 
     def stats(self, pcm: np.ndarray) -> ChunkStats:
-        x = np.asarray(pcm).astype(np.float64)
+        x = np.asarray(pcm)
         if x.size == 0:
             return ChunkStats(DBFS_FLOOR, DBFS_FLOOR, 0.0)
-        rms = math.sqrt(float(np.mean(x * x)))
-        peak = float(np.max(np.abs(x)))
-        mono = x if x.ndim == 1 else x.mean(axis=1)
+        flat = x.reshape(-1)
+        peak = float(max(int(flat.max()), -int(flat.min())))
+        mono = (x if x.ndim == 1 else x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]).astype(np.float32)
         n = len(mono) // self.frame
         frames = mono[: n * self.frame].reshape(n, self.frame) if n else mono.reshape(1, -1)
-        levels = 10.0 * np.log10(np.maximum(np.mean(frames * frames, axis=1), 1e-12) / _FULL_SCALE ** 2)
+        energy = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / frames.shape[1]
+        tail = mono[n * self.frame:] if n else mono[:0]
+        if x.ndim > 1 and x.shape[1] > 1:
+            f = flat.astype(np.float32)
+            mean_square = float(np.dot(f, f)) / f.size
+        else:
+            mean_square = (float(energy.sum()) * frames.shape[1] + float(np.dot(tail, tail))) / len(mono)
+        levels = 10.0 * np.log10(np.maximum(energy, 1e-12) / _FULL_SCALE ** 2)
         p10 = float(np.percentile(levels, 10))
         self.floor_db = p10 if self.floor_db is None else min(p10, self.floor_db + self.rise_db)
         threshold = min(max(self.floor_db + self.margin_db, self.min_threshold_db), self.max_threshold_db)
         ratio = float(np.mean(levels > threshold))
-        return ChunkStats(_dbfs(rms), _dbfs(peak), ratio)
+        return ChunkStats(_dbfs(math.sqrt(mean_square)), _dbfs(peak), ratio)
+
+
+def _fsync_dir(directory: str | os.PathLike[str]) -> None:
+    """Make renames in `directory` durable (where the filesystem allows directory fsync)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:  # some filesystems refuse directory fsync; the rename is still atomic
+        pass
 
 
 def write_wav(path: str | os.PathLike[str], pcm: np.ndarray, sample_rate: int, channels: int, *,
-              durable: bool = True) -> Path:
+              durable: bool = True, sync_dir: bool | None = None) -> Path:
     """Write 16-bit PCM as a WAV file (stdlib `wave`), atomically: temp name, fsync, rename.
 
     A reader (or a crash) never sees half a chunk: the file either exists complete or not at all.
+    `sync_dir=False` leaves the directory fsync to the caller (one for a batch of files).
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    data = np.ascontiguousarray(np.asarray(pcm, dtype="<i2")).tobytes()
+    data = memoryview(np.ascontiguousarray(np.asarray(pcm, dtype="<i2"))).cast("B")
     try:
         with open(tmp, "wb") as fh:
             with wave.open(fh, "wb") as w:
@@ -227,15 +247,8 @@ def write_wav(path: str | os.PathLike[str], pcm: np.ndarray, sample_rate: int, c
         except OSError:
             pass
         raise
-    if durable:
-        try:
-            fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError:  # some filesystems refuse directory fsync; the rename is still atomic
-            pass
+    if durable if sync_dir is None else sync_dir:
+        _fsync_dir(path.parent)
     return path
 
 

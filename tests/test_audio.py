@@ -287,6 +287,45 @@ def test_rerun_replaces_and_resume_adds_nothing(session: Path):
         assert len(idx.audio()) == len(second)
 
 
+def test_resume_continues_after_the_chunks_already_indexed(session: Path):
+    piece = make_adts(session / "piece.aac", 6.0)
+    src = session / "stream" / "audio.aac"
+    src.write_bytes(piece.read_bytes())
+    with SessionIndex(session, writer=True) as idx:
+        AudioExtractor(session, idx, min_chunk=2.0, max_chunk=3.0).run()
+        before = idx.audio()
+        src.write_bytes(piece.read_bytes() * 2)  # the file grew while nobody watched (ADTS concatenates)
+        ex = AudioExtractor(session, idx, min_chunk=2.0, max_chunk=3.0).run()
+        df = idx.audio()
+    assert ex.status["chunks"] > 0 and set(before["id"]) < set(df["id"])
+    assert (df["segment"] == 0).all()
+    ref = reference_pcm(src)
+    assert assert_tiles(df) == len(ref)  # no gap, no overlap across the two runs
+    got = chunk_pcm(session, df)
+    join = int(before["samples"].sum())
+    keep = np.r_[0: join - 2048, join + 2048: len(ref)]  # the old end-of-file flush differs from the join
+    assert np.array_equal(got[keep], ref[keep])
+
+
+def test_follow_moves_on_to_a_new_recording(session: Path):
+    a = make_fmp4(session / "a.mp4", 3.0)
+    b = make_fmp4(session / "b.mp4", 3.0, freq=220.0)
+    shutil.copy(a, session / "stream" / "20260301_100000.mp4")
+    with SessionIndex(session, writer=True) as idx:
+        ex = AudioExtractor(session, idx, follow=True, min_chunk=1.0, max_chunk=2.0, poll=0.2).start()
+        wait_for(lambda: ex.status["decoded"] >= 2.5, 30, "the first recording decoded")
+        shutil.copy(b, session / "stream" / ".tmp.mp4")
+        os.replace(session / "stream" / ".tmp.mp4", session / "stream" / "20260301_100010.mp4")  # recorder restart
+        wait_for(lambda: ex.status["segment"] == 1 and ex.status["decoded"] >= 5.5, 30, "the new recording")
+        ex.stop(timeout=5)
+        df = idx.audio()
+    assert ex.status["errors"] == [] and ex.status["state"] == "stopped"
+    for seg, ref, offset in ((0, a, 0.0), (1, b, 10.0)):
+        rows = df[df["segment"] == seg]
+        assert assert_tiles(rows, offset) == len(reference_pcm(ref))
+        assert np.array_equal(chunk_pcm(session, rows), reference_pcm(ref))
+
+
 def test_callback_errors_are_reported_and_the_worker_goes_on(session: Path):
     make_adts(session / "stream" / "audio.aac", 8.0)
     calls = []
@@ -302,6 +341,26 @@ def test_callback_errors_are_reported_and_the_worker_goes_on(session: Path):
     st = ex.status
     assert st["state"] == "done" and "widget exploded" in st["last_error"]
     assert st["seconds"] == pytest.approx(idx.audio()["duration"].sum())
+
+
+class FullDiskIndex(SessionIndex):
+    """The real index, except that the disk is full when audio rows arrive."""
+
+    def append_audio(self, rows):
+        raise OSError(28, "No space left on device")
+
+
+def test_a_failing_write_stops_the_extraction_loudly(session: Path):
+    make_adts(session / "stream" / "audio.aac", 20.0)
+    with FullDiskIndex(session, writer=True) as idx:
+        ex = AudioExtractor(session, idx, follow=False, min_chunk=1.0, max_chunk=2.0).start()
+        assert ex.join(30), "the worker hung after a write error"
+        with pytest.raises(Exception, match="No space left"):
+            extract_audio(session, idx, min_chunk=1.0, max_chunk=2.0)
+    st = ex.status
+    assert st["state"] == "failed" and "No space left on device" in st["last_error"]
+    assert st["chunks"] == 0 and idx.audio().empty
+    assert not [p for p in live_processes() if p.name.startswith("audio")]
 
 
 def test_stop_while_decoding_a_file_drains_and_writes_the_tail(session: Path):
