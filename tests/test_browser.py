@@ -152,6 +152,7 @@ def test_panel_renders_and_reacts_to_the_slider(lab):
 
             count = panel.locator(".cht-count")
             before_count = count.inner_text()
+            count_text_at_best = count.text_content()
             before_src = plot.get_attribute("src")
             readout = panel.locator(".cht-slider .widget-readout")
             current = float(readout.inner_text())
@@ -173,6 +174,27 @@ def test_panel_renders_and_reacts_to_the_slider(lab):
             assert float(readout.inner_text()) == pytest.approx(new_value, abs=0.002)
             assert n_after > n_before, (before_count, after_count)
             assert plot.get_attribute("src") != before_src
+
+            # a caption click enlarges its frame at full resolution (the sample is 1280 px wide)
+            panel.locator(".cht-thumb-caption").first.click()
+            enlarged = panel.locator("img.cht-enlarged")
+            enlarged.wait_for(state="visible", timeout=30_000)
+            page.wait_for_function("() => document.querySelector('.cht-panel img.cht-enlarged').naturalWidth >= 640",
+                                   timeout=30_000)
+
+            # the Tuning tab's button brings the slider back to the best threshold
+            panel.get_by_text("Tuning", exact=True).click()
+            apply_best = panel.locator(".cht-apply-best")
+            apply_best.wait_for(state="visible", timeout=30_000)
+            best = float(apply_best.inner_text().split("(")[1].rstrip(")"))
+            apply_best.click()
+            page.wait_for_function(
+                "(value) => Math.abs(parseFloat(document.querySelector('.cht-panel .cht-slider .widget-readout')"
+                ".textContent) - value) < 0.002", arg=best, timeout=30_000)
+            # the notebook had applied the best threshold before the slider was moved: same detections again
+            page.wait_for_function("(text) => document.querySelector('.cht-panel .cht-count').textContent === text",
+                                   arg=count_text_at_best, timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "browser-panel-tuning.png"), full_page=True)
             assert not console_errors, console_errors
         finally:
             browser.close()

@@ -90,6 +90,12 @@ def test_panel_cell_displays_a_widget(executed):
         assert any(WIDGET_MIME in out.get("data", {}) for out in cell.outputs), f"no widget shown by {tag!r}"
 
 
+def test_recorded_session_is_scored_and_cut_into_audio_chunks(executed):
+    text = _text(_tagged(executed, "score"))
+    assert int(re.search(r"(\d+) audio chunks", text).group(1)) > 0, text
+    assert int(re.search(r"(\d+) frames scored", text).group(1)) > 0, text
+
+
 def test_lowering_the_threshold_shows_more_detections(executed):
     text = _text(_tagged(executed, "tune"))
     counts = [int(n) for n in re.findall(r"threshold [\d.]+: (\d+) detections", text)]
