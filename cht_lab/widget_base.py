@@ -39,7 +39,6 @@ _DETECTION_PARTS = frozenset({"threshold", "scores", "frames"})
 def metric_columns(scores: pd.DataFrame) -> list[str]:
     """The metrics stored in a scores table, in scoring.METRICS order (any numeric column as fallback)."""
     from .scoring import METRICS
-
     from .tuning import metric_columns as numeric_columns
 
     known = [m for m in METRICS if m in scores.columns]
