@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 CACHE_DIR = Path(".cache") / "thumbs"
 THUMB_WIDTH = 192
+IDLE_EXIT = 30.0  # s without requests after which the worker thread ends
 
 
 @dataclass(frozen=True)
@@ -139,13 +140,16 @@ class Thumbnails:
             self._closed = True
             self._wanted = None
             self._cond.notify_all()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
 
     def _work(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._closed or self._wanted is not None)
+                if not self._cond.wait_for(lambda: self._closed or self._wanted is not None, IDLE_EXIT):
+                    self._thread = None  # idle: a forgotten panel keeps no thread; request() starts a new one
+                    return
                 if self._closed:
                     self._busy = False
                     self._cond.notify_all()

@@ -341,6 +341,9 @@ def test_live_panel_follows_a_live_session(tmp_path: Path, slides_clip: Path):
     finally:
         panel.close()
         live.stop()
+    leftovers = [t.name for t in threading.enumerate()
+                 if t.name in ("cht_lab-panel-ticker", "cht_lab-thumbnails") and t.is_alive()]
+    assert not leftovers, f"a closed panel left threads running: {leftovers}"
 
 
 def test_a_malformed_labels_file_is_reported_in_the_panel_not_raised(session):
