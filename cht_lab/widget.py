@@ -10,7 +10,13 @@ the thumbnails of frames never extracted are captured in the background (one dec
 segment per batch) and cached under `<session>/.cache/thumbs/`. Live: the slider drives
 `LiveSession.set_threshold()`; frames arrive through `on_new_frames`, scores and status are
 polled by a ticker thread. Every update from a thread goes through `UiUpdater` (widget_sync):
-coalesced, throttled, applied on the kernel's event loop.
+coalesced, throttled, applied on the kernel's event loop. So a cell that *blocks* (time.sleep,
+live.wait()) holds the updates back until it ends — nothing is lost, they arrive together; a
+cell that *awaits* (`await asyncio.sleep(1)`) lets them through as they come.
+
+Child widgets: `slider`, `metric`, `count`, `plot`, `thumbs` (the gallery), `tabs`,
+`tuning_plot`, `tuning_info`, `apply_best_button`, `audio_list`, `player`, `audio_info`,
+`export_format`, `export_button`, `export_info`, `status`; the whole layout is `widget`.
 
 The widget logic is plain Python: `panel.slider.value = 0.2` then `panel.detection_count`,
 `panel.plot.value` (PNG bytes), `panel.sync()` to wait for background work.
