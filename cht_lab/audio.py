@@ -68,6 +68,7 @@ _BENIGN = re.compile(r"Estimating duration from bitrate|has been deprecated|Gues
 _READ_BLOCK = 1 << 20
 _QUEUE = 16  # chunks decoded but not yet written (at most ~16 MB at 16 kHz mono, 30 s chunks)
 _BATCH = 16  # chunks per group commit
+_LINGER = 0.5  # offline: seconds the writer waits to fill a batch
 
 
 class AudioExtractionError(RuntimeError):
@@ -730,15 +731,19 @@ class AudioExtractor:
     def _writer_loop(self) -> None:
         """Writer thread: WAV files, then their index rows, then callbacks, in order.
 
-        Group commit: chunks that queued up while the previous batch was written (offline, the
-        decoder is faster than the disk) share one directory fsync and one index part; live, a
-        batch is one chunk. A write failure stops the extraction (reported), never silently.
+        Group commit: chunks that queued up while the previous batch was written share one
+        directory fsync and one index part; offline the writer also lingers up to _LINGER s to
+        fill a batch, live it commits each chunk at once. A write failure stops the extraction
+        (reported), never silently.
         """
+        linger = 0.0 if self.follow else _LINGER  # offline nobody waits for a chunk: commit in bulk
         while True:
             batch = [self._out.get()]
+            deadline = time.monotonic() + linger
             while batch[-1] is not None and len(batch) < _BATCH:
                 try:
-                    batch.append(self._out.get_nowait())
+                    batch.append(self._out.get(timeout=max(0.0, deadline - time.monotonic()))
+                                 if linger else self._out.get_nowait())
                 except queue.Empty:
                     break
             items = [b for b in batch if b is not None]
