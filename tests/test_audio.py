@@ -434,7 +434,7 @@ def test_follow_a_growing_file_and_stop_mid_stream_flushes_the_tail(session: Pat
     ref = reference_pcm(path)  # what the writer wrote in the end
     assert len(ref) > len(got)
     n = len(got) - 2048  # the last AAC frame before the stop point decodes without its successor
-    assert n > 2 * SR and np.array_equal(got[:n], ref[:n])
+    assert n > SR and np.array_equal(got[:n], ref[:n])
     assert not [p for p in live_processes() if p.name.startswith("audio")]
 
 
