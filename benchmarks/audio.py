@@ -159,6 +159,8 @@ def main() -> int:
                   f"CPU ratio {cpu_ratio:.2f}; runs (wall): decode {[round(w, 2) for w, _ in decode]}, "
                   f"ours {[round(w, 2) for w, _ in ours]}")
     assert not live_processes(), "ffmpeg children left running"
+    for kind in rows:  # the chunks (~115 MB of WAV per hour) are output, not cache
+        shutil.rmtree(CACHE / f"audio_bench_{kind[0]}", ignore_errors=True)
     print(f"\n{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
     print("| audio extraction (offline, 16 kHz mono) | audio | decode-only ffmpeg | cht_lab (chunks + WAV + index) "
           "| ratio, best (target ≥ 0.8) | ratio, median | CPU-time ratio |")
