@@ -50,6 +50,7 @@ SCALE_FLAGS = "area"  # averaging downscale: compression noise and sub-pixel tex
 # "zscale": zimg's bilinear, which widens its kernel when shrinking (an averaging downscale like
 # swscale's area) at about half the CPU cost; used when this ffmpeg has it, else swscale area.
 SCALER = "auto"
+DECODE_THREADS: int | None = None  # force ffmpeg's -threads for the decoder (None: decode_threads() decides)
 TIME_BASE = 1_000_000  # settb=1/TIME_BASE: pts printed as integer microseconds
 FULL_RES_PIX_FMT = "yuv420p"
 _PIPE_SIZE = 1 << 20
@@ -144,6 +145,29 @@ class AnalysisPlan:
         shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def decode_threads(src_width: int, src_height: int, cpus: int | None = None) -> int | None:
+    """Decoder threads for the analysis decode: None (ffmpeg's default) unless CPUs are scarce.
+
+    On a machine with 2-3 CPUs the downscale and the Python scorer need a core of their own: an
+    H.264 decoder given every core (ffmpeg's default) then fights them and the whole pipeline runs
+    slower. Measured on 2 cores (benchmarks/throughput.py): 1080p scores 0.81x decode-only speed
+    with 1 decoder thread vs 0.67-0.73x with the default; 2160p needs both cores for decoding
+    (0.81x with 2 threads, 0.67x with 1). So: about one thread per 1080p worth of pixels.
+    """
+    cpus = cpus or _cpus()
+    if cpus >= 4:
+        return None
+    per_1080p = (src_width * src_height + 1920 * 1080 - 1) // (1920 * 1080)
+    return max(1, min(cpus, int(per_1080p)))
+
+
 def _ffmpeg_lib() -> Any:
     import ffmpeg as ffmpeg_lib  # ffmpeg-python (our own module is cht_lab.ffmpeg)
 
@@ -213,6 +237,9 @@ def build_analysis_args(input_args: Sequence[str] | str | os.PathLike[str], *, b
     compiled = fl.merge_outputs(*outputs).compile(cmd=find_ffmpeg())
     i = compiled.index(placeholder)
     hw = ["-hwaccel", "cuda", "-hwaccel_output_format", "cuda"] if backend == "cuda" else []
+    threads = DECODE_THREADS or decode_threads(src_width, src_height)
+    if threads:
+        hw += ["-threads", str(threads)]
     args = [compiled[0], "-hide_banner", "-nostdin", "-loglevel", loglevel, "-y", *hw, *in_args,
             *compiled[i + 1:]]
     return AnalysisPlan(args, backend, aw, ah, src_width, src_height, meta, tmp, full_out, pass_fds)
@@ -268,6 +295,13 @@ class _FifoReader:
         self.buf = bytearray()
 
     def _more(self) -> bool:
+        try:  # usually the data is already there: no select() round trip
+            data = os.read(self.fd, 1 << 16)
+            if data:
+                self.buf += data
+                return True
+        except BlockingIOError:
+            pass
         while True:
             if self._stop is not None and self._stop.is_set():
                 return False
@@ -416,13 +450,13 @@ class AnalysisReader:
         self.frames_read = 0
         self.error: str | None = None
         self._stop = threading.Event()
-        self._meta_fd = open_fifo(plan.meta_path, 1 << 16)
-        self._full_fd: int | None = None
-        if plan.full_res is not None and plan.full_res.fd is None:
-            self._full_fd = open_fifo(plan.full_res.target, 1 << 22)
         if plan.pass_fds:
             raise BackendError("AnalysisReader runs ffmpeg through FfmpegProcess, which cannot pass fds: "
                                "build the plan with full_res=True (a FIFO) instead of full_res_fd")
+        self._meta_fd: int | None = open_fifo(plan.meta_path, 1 << 16)
+        self._full_fd: int | None = None
+        if plan.full_res is not None:
+            self._full_fd = open_fifo(plan.full_res.target, 1 << 22)
         try:
             self.process = FfmpegProcess(plan.args, stdin=stdin, name=name)
         except Exception:
@@ -450,37 +484,40 @@ class AnalysisReader:
         buf = np.empty((plan.height, plan.width), np.uint8)
         view = memoryview(buf).cast("B")
         tb = float(TIME_BASE)
-        pts = math.nan
         index = 0
         ended = False
         try:
             while not self._stop.is_set():
-                line = meta.readline()
-                if line is None:
-                    break
-                if line.startswith(b"frame:"):
-                    m = _META_FRAME.match(line)
-                    try:
-                        pts = int(m.group(2)) / tb if m else math.nan
-                    except ValueError:  # NOPTS
-                        pts = math.nan
-                    continue
-                if not line.startswith(b"lavfi.scene_score="):
-                    continue
-                try:
-                    scene = float(line[18:])
-                except ValueError:
-                    scene = math.nan
+                # the gray frame first: by the time it is out, ffmpeg has already printed its metadata
+                # (the metadata filter runs before the frame leaves the graph), so reading the
+                # metadata then costs no extra wait - one wake-up per frame instead of three
                 if not self.reuse:
                     buf = np.empty((plan.height, plan.width), np.uint8)
                     view = memoryview(buf).cast("B")
                 if not _read_full(stdout, view):
                     break
+                pts, scene = math.nan, None
+                while scene is None:
+                    line = meta.readline()
+                    if line is None:
+                        break
+                    if line.startswith(b"frame:"):
+                        m = _META_FRAME.match(line)
+                        try:
+                            pts = int(m.group(2)) / tb if m else math.nan
+                        except ValueError:  # NOPTS
+                            pts = math.nan
+                    elif line.startswith(b"lavfi.scene_score="):
+                        try:
+                            scene = float(line[18:])
+                        except ValueError:
+                            scene = math.nan
+                if scene is None:
+                    break
                 self.frames_read = index + 1
                 self._advance(index)
                 yield FrameAnalysis(index, pts, buf, scene)
                 index += 1
-                pts = math.nan
             ended = True
         finally:
             if not ended:  # the consumer stopped early (or an error): stop ffmpeg now
@@ -622,6 +659,53 @@ def diagnose(proc: FfmpegProcess, path: str | None = None) -> str:
 _MP4_BOXES = (b"ftyp", b"styp", b"moov", b"moof", b"mdat", b"free", b"skip", b"wide", b"sidx")
 
 
+@dataclass(frozen=True)
+class VideoHeader:
+    """What the container header says about the first video stream (no packet scan)."""
+
+    width: int
+    height: int
+    fps: float | None
+    duration: float | None
+
+    @property
+    def frames_estimate(self) -> int | None:
+        if self.fps and self.duration:
+            return int(round(self.fps * self.duration))
+        return None
+
+
+_HDR_VIDEO = re.compile(r"Stream #\d+:\d+.*?: Video: .*?(?<![\dx])(\d{2,5})x(\d{2,5})(?![\dx])")
+_HDR_FPS = re.compile(r"Stream #\d+:\d+.*?: Video: .*?, ([\d.]+) (?:fps|tbr)")
+_HDR_DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+
+
+def video_header(path: str | os.PathLike[str], timeout: float = 20.0) -> VideoHeader:
+    """Size (and fps / duration when known) of a recording's video from its header.
+
+    Cheap: ffmpeg reads the header only (~20 ms), where probe() scans every packet (seconds for an
+    hour of video). Anything unusual (no video, unreadable, truncated) goes to probe_video() for
+    the precise MediaError.
+    """
+    p = Path(path)
+    if p.is_file() and p.stat().st_size > 0:
+        try:
+            res = subprocess.run([find_ffmpeg(), "-hide_banner", "-nostdin", "-i", str(p)], capture_output=True,
+                                 timeout=timeout, stdin=subprocess.DEVNULL)
+            err = res.stderr.decode("utf-8", "replace")
+        except subprocess.TimeoutExpired:
+            err = ""
+        m = _HDR_VIDEO.search(err)
+        if m and "Invalid data found" not in err and "moov atom not found" not in err:
+            fps_m = _HDR_FPS.search(err)
+            dur_m = _HDR_DURATION.search(err)
+            duration = (int(dur_m.group(1)) * 3600 + int(dur_m.group(2)) * 60 + float(dur_m.group(3))) if dur_m else None
+            return VideoHeader(int(m.group(1)), int(m.group(2)), float(fps_m.group(1)) if fps_m else None,
+                               duration or None)
+    v = probe_video(p).video
+    return VideoHeader(v.width, v.height, v.fps or None, v.duration or None)
+
+
 def probe_video(path: str | os.PathLike[str]) -> Any:
     """probe() that insists on a usable video stream; MediaError(path, reason) otherwise."""
     p = Path(path)
@@ -656,22 +740,20 @@ def score_recording(path: str | os.PathLike[str], *, backend: str = "auto", segm
     Returns columns segment(int32) frame_index(int64) pts(f64) ts(f64) score(f32: ffmpeg's
     scene score) and one float32 column per Python metric (scoring.PYTHON_METRICS); `ts = pts +
     ts_offset`. `df.attrs` holds backend, backend_reason, path, width/height (source), fps and
-    error (set when decoding stopped early, e.g. a truncated fMP4: the frames before are kept).
+    error (set when decoding stopped early; a truncated fMP4 simply ends at its last complete
+    fragment).
     Raises MediaError naming the file for missing / unreadable / video-less input.
     """
     from .scoring import PYTHON_METRICS, FrameScorer
 
     p = Path(path)
-    info = probe_video(p)
-    v = info.video
-    assert v is not None
-    if not info.complete:
-        log.warning("%s: recording is incomplete (growing or truncated): scoring the frames that decode", p)
+    v = video_header(p)
     used, reason = choose_backend(backend)
     fps = v.fps if v.fps and v.fps > 0 else 30.0
     plan = build_analysis_args(str(p), backend=used, src_width=v.width, src_height=v.height)
     scorer = FrameScorer(plan.width, plan.height, fps=fps, **(scorer_params or {}))
-    n_hint = max(v.frames, 16)
+    expected = v.frames_estimate
+    n_hint = max(int((expected or 0) * 1.05) + 16, 1024)
     cols_pts = np.empty(n_hint, np.float64)
     cols_scene = np.empty(n_hint, np.float32)
     metrics = {m: np.empty(n_hint, np.float32) for m in PYTHON_METRICS}
@@ -679,12 +761,12 @@ def score_recording(path: str | os.PathLike[str], *, backend: str = "auto", segm
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=v.frames or None, desc=p.name, unit="frame", leave=False)
+        bar = tqdm(total=expected, desc=p.name, unit="frame", leave=False)
     n = 0
     reader = AnalysisReader(plan, path=p, reuse=True, name="score")
     try:
         for fa in reader:
-            if n == len(cols_pts):  # more frames than probed (a growing file): grow
+            if n == len(cols_pts):  # more frames than the header promised: grow
                 cols_pts = np.resize(cols_pts, 2 * n)
                 cols_scene = np.resize(cols_scene, 2 * n)
                 metrics = {m: np.resize(a, 2 * n) for m, a in metrics.items()}
@@ -711,10 +793,10 @@ def score_recording(path: str | os.PathLike[str], *, backend: str = "auto", segm
         **{m: a[:n] for m, a in metrics.items()},
     })
     df.attrs.update(backend=used, backend_reason=reason, path=str(p), width=v.width, height=v.height, fps=fps,
-                    complete=info.complete, error=reader.error)
+                    error=reader.error)
     return df
 
 
 __all__ = ["ANALYSIS_WIDTH", "BACKENDS", "AnalysisPlan", "AnalysisReader", "BackendError", "FrameAnalysis",
            "FullFrame", "FullResOutput", "analysis_size", "build_analysis_args", "choose_backend", "diagnose",
-           "open_fifo", "probe_video", "score_recording"]
+           "VideoHeader", "decode_threads", "open_fifo", "probe_video", "score_recording", "video_header"]
