@@ -44,13 +44,14 @@ METRICS: tuple[str, ...] = ("score", "pixels", "blocks", "lookback", "settled")
 PYTHON_METRICS: tuple[str, ...] = METRICS[1:]  # what FrameScorer.update() returns
 DEFAULT_METRIC = "settled"
 # Chosen on the four labeled samples (slides, desktop, coding, twoseg): the middle of the range
-# where every sample scores F1 = 1 (settled: 0.10-0.21; its largest distractor peak is 0.094, a
-# cleared notes pane, its smallest event a switch between look-alike files, 0.22). ffmpeg's scene
-# score is perfect only in 0.034-0.040, a margin too thin to trust on other recordings; blocks and
-# lookback capture the 1 s cross-fade twice, pixels misses look-alike files or catches the video.
+# where every sample scores F1 = 1 (settled: 0.09-0.21; its largest distractor peak is 0.086, a
+# chat panel scrolling, its smallest event a switch between look-alike files, 0.215). ffmpeg's
+# scene score is perfect only in 0.034-0.036, a margin too thin to trust on other recordings;
+# blocks and lookback capture the 1 s cross-fade twice at any threshold; pixels at its best still
+# misses or double-counts (see README "Choosing the metric").
 DEFAULT_THRESHOLDS: dict[str, float] = {
-    "score": 0.037,
-    "pixels": 0.015,
+    "score": 0.035,
+    "pixels": 0.014,
     "blocks": 0.15,
     "lookback": 0.15,
     "settled": 0.15,
