@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator, Sequence
 
@@ -155,17 +155,16 @@ def _cpus() -> int:
 def decode_threads(src_width: int, src_height: int, cpus: int | None = None) -> int | None:
     """Decoder threads for the analysis decode: None (ffmpeg's default) unless CPUs are scarce.
 
-    On a machine with 2-3 CPUs the downscale and the Python scorer need a core of their own: an
-    H.264 decoder given every core (ffmpeg's default) then fights them and the whole pipeline runs
-    slower. Measured on 2 cores (benchmarks/throughput.py): 1080p scores 0.81x decode-only speed
-    with 1 decoder thread vs 0.67-0.73x with the default; 2160p needs both cores for decoding
-    (0.81x with 2 threads, 0.67x with 1). So: about one thread per 1080p worth of pixels.
+    ffmpeg's default is one frame thread more than there are CPUs; on a 2-3 CPU machine that
+    extra thread fights the downscale and the Python scorer, which need CPU time of their own.
+    Measured on 2 CPUs (benchmarks/throughput.py, ratio to decode-only speed): 1080p 0.88-0.90x
+    with 2 threads vs 0.85x with the default, 2160p 0.90x vs 0.88x. Source size does not change
+    the choice; the arguments are there for callers that want to decide by it.
     """
     cpus = cpus or _cpus()
     if cpus >= 4:
         return None
-    per_1080p = (src_width * src_height + 1920 * 1080 - 1) // (1920 * 1080)
-    return max(1, min(cpus, int(per_1080p)))
+    return max(1, cpus)
 
 
 def _ffmpeg_lib() -> Any:
@@ -711,7 +710,9 @@ def video_header(path: str | os.PathLike[str], timeout: float = 20.0) -> VideoHe
         if m and "Invalid data found" not in err and "moov atom not found" not in err:
             fps_m = _HDR_FPS.search(err)
             dur_m = _HDR_DURATION.search(err)
-            duration = (int(dur_m.group(1)) * 3600 + int(dur_m.group(2)) * 60 + float(dur_m.group(3))) if dur_m else None
+            duration = None
+            if dur_m:
+                duration = int(dur_m.group(1)) * 3600 + int(dur_m.group(2)) * 60 + float(dur_m.group(3))
             return VideoHeader(int(m.group(1)), int(m.group(2)), float(fps_m.group(1)) if fps_m else None,
                                duration or None)
     v = probe_video(p).video

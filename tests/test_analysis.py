@@ -97,7 +97,8 @@ def _scene_at(t: float, scenes: dict[str, Image.Image]) -> Image.Image:
     return scenes["a"]
 
 
-def render_frame(i: int, scenes: dict[str, Image.Image], rng: np.random.Generator, *, events: bool = True) -> np.ndarray:
+def render_frame(i: int, scenes: dict[str, Image.Image], rng: np.random.Generator, *,
+                 events: bool = True) -> np.ndarray:
     t = i / FPS
     img = (_scene_at(t, scenes) if events else scenes["a"]).copy()
     d = ImageDraw.Draw(img)

@@ -125,7 +125,7 @@ def test_a_screen_that_never_settles_still_reports_after_max_wait():
     rng = np.random.default_rng(13)
     base = text_page(14)
     frames = [base] * 30
-    for i in range(120):  # a big animation that never stops for the scorer's max_wait
+    for _ in range(120):  # a big animation that never stops for the scorer's max_wait
         f = base.copy()
         f[:, : 160] = rng.integers(0, 256, (H, 160))
         frames.append(f)
