@@ -37,7 +37,8 @@ class ThresholdDecider:
 def select_scenes(ts: np.ndarray, scores: np.ndarray, threshold: float, min_gap: float = DEFAULT_MIN_GAP) -> np.ndarray:
     """Positions (into `ts`) that the capture rule selects; `ts` must be non-decreasing.
 
-    Vectorised: the loop runs once per capture, jumping with searchsorted over the candidates.
+    Vectorised: one searchsorted gives every candidate's first successor outside the gap; the
+    Python loop then only hops from capture to capture over plain ints (one step per capture).
     """
     ts = np.asarray(ts, dtype=np.float64)
     scores = np.asarray(scores, dtype=np.float64)
@@ -45,10 +46,10 @@ def select_scenes(ts: np.ndarray, scores: np.ndarray, threshold: float, min_gap:
     if cand.size == 0 or min_gap <= 0:
         return cand
     cand_ts = ts[cand]
-    picked = []
-    i = 0
-    n = cand.size
+    successor = np.searchsorted(cand_ts, cand_ts + min_gap, side="left").tolist()
+    hops = []
+    i, n = 0, cand.size
     while i < n:
-        picked.append(cand[i])
-        i = int(np.searchsorted(cand_ts, cand_ts[i] + min_gap, side="left"))
-    return np.asarray(picked, dtype=np.int64)
+        hops.append(i)
+        i = successor[i]
+    return cand[hops]
