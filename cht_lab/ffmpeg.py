@@ -369,7 +369,10 @@ def probe(path: str | os.PathLike[str], *, timeout: float = 20.0) -> MediaInfo:
         if "moov atom not found" in stderr:
             raise MediaError(p, "truncated or unfinished MP4 (moov atom not found)")
         raise MediaError(p, f"no audio or video stream found ({_telling_line(stderr)})")
-    return _parse_framecrc(p, out, stderr, complete=res.returncode == 0)
+    # a recording cut off mid-packet (truncated fMP4, a crash while writing) still exits 0; the
+    # demuxer's "partial file" warning is the only sign that its last packet is incomplete
+    complete = res.returncode == 0 and "partial file" not in stderr
+    return _parse_framecrc(p, out, stderr, complete=complete)
 
 
 def _parse_framecrc(path: Path, out: str, stderr: str, complete: bool) -> MediaInfo:
