@@ -381,6 +381,8 @@ class SceneDetector:
                         self._last_error = message
             elif state == "garbage" and message:
                 self._error(message)
+            elif state == "damaged" and message:
+                self._error(message, level=logging.WARNING)
         return on_state
 
     def _one_run(self, number: int) -> str:
@@ -467,11 +469,17 @@ class SceneDetector:
         reported_garbage = False
         last_frames, last_progress = run.frames, time.monotonic()
         bytes_at_progress = getattr(self.source, "bytes_received", 0)
-        while not run.stop.wait(0.5):
+        while True:
+            ended = run.stop.wait(0.5)
+            if ended and self._stop.is_set():
+                return  # stopped by us: what ffmpeg says while being stopped is no news
+            # after the run: one last look, or a short run's complaints (a corrupt frame) go unseen
             lines = [ln for ln in run.proc.stderr_tail(50).splitlines() if ln.strip()]
             for line in _new_lines(seen, lines)[-3:]:
                 self._error(f"{self.source.name}: ffmpeg: {line.strip()}", level=logging.WARNING)
             seen = lines
+            if ended:
+                return
             now = time.monotonic()
             received = getattr(self.source, "bytes_received", 0)
             if run.frames != last_frames:

@@ -33,7 +33,8 @@ from .follow import FileReplacedError, pump, tail_file
 log = logging.getLogger(__name__)
 
 StateCallback = Callable[[str, "str | None"], None]
-"""`on_state(state, message)` from a source: 'connecting', 'connected', 'reconnecting', 'ended', 'garbage'."""
+"""`on_state(state, message)` from a source: 'connecting', 'connected', 'reconnecting', 'ended', 'garbage',
+'damaged' (a file decodes only in part)."""
 
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _DEVICE_PREFIXES = ("lavfi:", "x11grab:", "v4l2:", "avfoundation:", "gdigrab:", "dshow:", "kmsgrab:", "pulse:")
@@ -146,6 +147,10 @@ def probe_format(input_args: list[str], *, name: str, data: bytes | None = None,
 
 def probe_file_format(path: Path) -> VideoFormat:
     """Probe a recording for the analysis decode; MediaError naming the file when it cannot be used."""
+    return _probe_file(path)[0]
+
+
+def _probe_file(path: Path) -> tuple[VideoFormat, Any]:
     try:
         info = probe(path)
     except MediaError as exc:
@@ -156,7 +161,7 @@ def probe_file_format(path: Path) -> VideoFormat:
         raise MediaError(path, "no video stream (audio only)" if info.audio is not None else "no video stream")
     if info.video.width <= 0 or info.video.height <= 0:
         raise MediaError(path, "no video frame could be read (still being written?)")
-    return VideoFormat(info.video.width, info.video.height, info.video.fps or None)
+    return VideoFormat(info.video.width, info.video.height, info.video.fps or None), info
 
 
 def _starts_like_mp4(path: Path) -> bool:
@@ -241,7 +246,13 @@ class FileSource(Source):
 
     def prepare(self, stop: threading.Event, on_state: StateCallback | None = None) -> VideoFormat | None:
         if self._format is None:
-            self._format = probe_file_format(self.path)
+            self._format, info = _probe_file(self.path)
+            if not info.complete:  # decode what is there, and say why the end is missing
+                msg = (f"{self.path}: truncated or damaged recording (its last packet is incomplete); "
+                       f"decoding the {info.duration:.3f} s that can be read")
+                log.warning("%s", msg)
+                if on_state:
+                    on_state("damaged", msg)
         return self._format
 
     def input_args(self, start: float | None = None) -> list[str]:
