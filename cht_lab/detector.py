@@ -576,12 +576,20 @@ class SceneDetector:
                 self._captures.put(_CaptureJob({**info, "kind": "scene", "threshold": threshold}, full))
             self._frames += 1
             self._rate.append(now)
-            if wall_origin is not None:  # a growing recording named by its start time: behind its live edge
+            arrived = self._unit_arrival(run.frames - 1)
+            if arrived is not None:  # a socket: since this frame's bytes arrived (the live edge)
+                self._lag = max(0.0, now - arrived)
+            elif wall_origin is not None:  # a growing recording named by its start time: behind its live edge
                 self._lag = max(0.0, time.time() - (wall_origin + pts))
             elif live and t_first is not None:  # a stream that arrives in real time
                 self._lag = max(0.0, (now - t_first) - (pts - first_pts))  # type: ignore[operator]
             if len(self._batch["ts"]) >= 512 or now - self._batch_started >= batch_age:
                 self._flush_scores()
+
+    def _unit_arrival(self, number: int) -> float | None:
+        """When access unit `number` of the current socket connection arrived (frame k of a run is unit k)."""
+        arrival = getattr(self.source, "unit_arrival", None)
+        return arrival(number) if arrival is not None else None
 
     def _wall_origin(self) -> float | None:
         """Wall-clock time of pts 0 for a followed cht recording (its name is its start time)."""

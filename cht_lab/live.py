@@ -8,10 +8,14 @@ from the growing recording (or `audio.aac`), frames and chunks into the same dir
 
 from __future__ import annotations
 
+import dataclasses
+import fractions
 import logging
 import os
+import subprocess
 import threading
 import time
+import zlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,7 +23,7 @@ import pandas as pd
 
 from . import __version__, layout
 from .decision import DEFAULT_MIN_GAP
-from .ffmpeg import MediaError, probe
+from .ffmpeg import MediaError, find_ffmpeg, probe
 from .index import SessionIndex
 
 log = logging.getLogger(__name__)
@@ -215,32 +219,43 @@ class LiveSession:
     # ------------------------------------------------------------------ timeline
 
     def _map_timeline(self, detector: Any, run: int, first_pts: float) -> None:
-        """Place a new detector run (socket streams restart at pts 0) on the session timeline.
+        """Place a new detector run on the session timeline (socket streams restart at pts 0).
 
-        Attached to a cht session, the growing recording tells where 'now' is: its readable
-        duration D at the time its file was last written (mtime M), so stream time `first_pts`
-        received at wall time W maps to D + (W - M) on the newest segment. Without a recording,
-        runs follow each other by wall-clock time since the session started.
+        Attached to a cht session, the recording tells: the socket stream began with a keyframe,
+        and the same keyframe is in the growing recording (same encoder, stream copy). Its bytes
+        (Adler-32 + size, from ffmpeg's framecrc of the recording in Annex-B form) identify it;
+        among equal candidates, or when cht's socket bytes differ from the file's, the keyframe
+        nearest the estimate "recording's readable end minus the stream time received since
+        the keyframe" wins. A followed recording keeps its own pts (offset = the segment's).
+        Without a recording, runs follow each other by wall-clock time since the session started.
         """
-        now = time.time()
+        from .sources import FollowSource
+
+        src = detector.source
         if self._cht_dir is not None:
             segments = layout.discover_segments(self._cht_dir)
-            if segments:
+            if isinstance(src, FollowSource):
+                current = Path(src.current).resolve() if src.current is not None else None
+                for seg in segments:
+                    if current is not None and seg.path.resolve() == current:
+                        detector.segment, detector.ts_offset = seg.index, seg.offset
+                        return
+            elif segments:
                 seg = segments[-1]
                 try:
-                    readable = probe(seg.path).duration
-                    mtime = seg.path.stat().st_mtime
-                    live_edge = readable + max(0.0, now - mtime)
-                    detector.segment = seg.index
-                    detector.ts_offset = seg.offset + live_edge - first_pts
-                    log.info("run %d mapped onto segment %d at %.3f s (recording readable to %.3f s)",
-                             run, seg.index, live_edge, readable)
-                    return
+                    start = _locate_stream_start(seg.path, src, getattr(detector, "run_wall_start", None))
                 except (MediaError, OSError) as exc:
                     log.warning("could not read %s to place the stream on the timeline: %s", seg.path, exc)
-            start = layout.parse_start_time(self._cht_dir.name)
-            if start is not None:
-                detector.ts_offset = now - start.timestamp() - first_pts
+                else:
+                    detector.segment = seg.index
+                    detector.ts_offset = seg.offset + start - first_pts
+                    log.info("run %d: stream pts %.3f is %.3f s into segment %d (%s)", run, first_pts, start,
+                             seg.index, seg.path.name)
+                    return
+            session_start = layout.parse_start_time(self._cht_dir.name)
+            if session_start is not None:
+                wall = getattr(detector, "run_wall_start", None) or time.time()
+                detector.ts_offset = wall - session_start.timestamp() - first_pts
                 return
         if run > 0 and self._started_at is not None:
             detector.segment = run
@@ -309,3 +324,68 @@ def _is_cht_session(source: Any) -> bool:
         return False
     p = Path(source)
     return p.is_dir() and ((p / layout.SOCKET_NAME).exists() or (p / layout.STREAM_DIR).is_dir())
+
+
+@dataclasses.dataclass(frozen=True)
+class _Packet:
+    pts: float
+    end: float
+    size: int
+    crc: int
+    key: bool
+
+
+def _video_packets(path: Path) -> list[_Packet]:
+    """Every complete video packet of a (growing) recording, in Annex-B form: pts, size, Adler-32, key."""
+    cmd = [find_ffmpeg(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0", "-c", "copy",
+           "-bsf:v", "h264_mp4toannexb", "-f", "framecrc", "-"]
+    try:  # a growing recording ends in a partial fragment: ffmpeg may complain, the listing is still good
+        res = subprocess.run(cmd, capture_output=True, timeout=30.0, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        raise MediaError(path, "listing its packets did not finish within 30 s") from exc
+    tb = fractions.Fraction(1, 1)
+    packets = []
+    for line in res.stdout.decode("ascii", "replace").splitlines():
+        if line.startswith("#tb 0:"):
+            tb = fractions.Fraction(line.split(":", 1)[1].strip())
+            continue
+        parts = [x.strip() for x in line.split(",")]
+        if line.startswith("#") or len(parts) < 6 or parts[0] != "0":
+            continue
+        pts, dur, size = int(parts[2]), int(parts[3]), int(parts[4])
+        packets.append(_Packet(float(pts * tb), float((pts + dur) * tb), size, int(parts[5], 16),
+                               not any(x.startswith("F=") for x in parts[6:])))
+    if not packets:
+        raise MediaError(path, "no complete video packet yet")
+    return packets
+
+
+def _locate_stream_start(path: Path, src: Any, wall_start: float | None) -> float:
+    """Recording pts of the keyframe a socket connection began with (see LiveSession._map_timeline)."""
+    before = getattr(src, "units_received", None)
+    t_before = time.time()
+    packets = _video_packets(path)
+    after = getattr(src, "units_received", None)
+    readable = packets[-1].end
+    frame = (packets[-1].end - packets[-1].pts) or 1 / 30
+    if before is not None and after is not None and after > 0:
+        # the newest unit received is at the live edge, as is the recording's end (give or take a fragment)
+        estimate = readable - ((before + after) / 2 - 1) * frame
+    else:  # real time assumed: the recording's end, back by the wall time since the keyframe arrived
+        estimate = readable - max(0.0, t_before - (wall_start or t_before))
+    keys = [p for p in packets if p.key]
+    unit = getattr(src, "keyframe_unit", None)
+    if unit:
+        crc = zlib.adler32(unit, 0)
+        same = [p for p in keys if p.size == len(unit) and p.crc == crc]
+        if same:
+            return min(same, key=lambda p: abs(p.pts - estimate)).pts
+        log.info("%s: the stream's first keyframe is not byte-identical to any in the recording; "
+                 "using the nearest keyframe to %.3f s", path.name, estimate)
+    if keys:
+        nearest = min(keys, key=lambda p: abs(p.pts - estimate))
+        gaps = sorted(b.pts - a.pts for a, b in zip(keys, keys[1:]))
+        gop = gaps[len(gaps) // 2] if gaps else float("inf")
+        if abs(nearest.pts - estimate) <= gop / 2:
+            return nearest.pts
+    return max(0.0, estimate)

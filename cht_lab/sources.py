@@ -14,6 +14,7 @@ server goes away; anything ffmpeg opens itself (rtsp, srt, x11grab, lavfi, ...) 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -410,6 +411,11 @@ class SocketSource(Source):
         self._pending: tuple[socket.socket, bytes] | None = None
         # (wall, monotonic) time the current run's first keyframe began to arrive: stream time 0 "now"
         self.keyframe_at: tuple[float, float] | None = None
+        # the bytes of that first access unit (SPS ... IDR): lets an owner find it in the recording
+        self.keyframe_unit: bytes | None = None
+        # access units of the current connection (0 = the keyframe) and when each began to arrive
+        self._arrivals: collections.deque[float] = collections.deque(maxlen=4096)
+        self._reset_arrivals()
 
     @property
     def name(self) -> str:
@@ -523,6 +529,8 @@ class SocketSource(Source):
                     elif sps is not None and nal.type == 5:
                         idr_seen = True
                     elif idr_seen and starts_access_unit(nal, 5):
+                        self.keyframe_unit = bytes(buf[sps - base:nal.pos - base])
+                        self._reset_arrivals()
                         return bytes(buf[sps - base:])  # SPS ... first picture complete
                 if sps is None and len(buf) > 8:  # keep only what may hold a start code
                     skipped += len(buf) - 8
@@ -540,6 +548,32 @@ class SocketSource(Source):
                     on_state("garbage", msg)
         return None
 
+    def _reset_arrivals(self) -> None:
+        self._arrivals.clear()
+        self._arrivals_base = 0  # access-unit number of _arrivals[0]
+        self.units_received = 0
+        self._unit_scanner = AnnexBScanner()
+        self._unit_prev: int | None = None
+
+    def _count_units(self, data: bytes, now: float) -> None:
+        """Note the arrival time of each access unit that starts in `data` (for lag and timeline mapping)."""
+        for nal in self._unit_scanner.feed(data):
+            if starts_access_unit(nal, self._unit_prev):
+                if len(self._arrivals) == self._arrivals.maxlen:
+                    self._arrivals_base += 1
+                self._arrivals.append(now)
+                self.units_received += 1
+            self._unit_prev = nal.type
+
+    def unit_arrival(self, number: int) -> float | None:
+        """time.monotonic() when access unit `number` of this connection (0 = its keyframe) began to arrive."""
+        k = number - self._arrivals_base
+        arrivals = self._arrivals
+        try:
+            return arrivals[k] if k >= 0 else None
+        except IndexError:
+            return None
+
     def _close_pending(self) -> None:
         pending, self._pending = getattr(self, "_pending", None), None
         if pending is not None:
@@ -552,6 +586,7 @@ class SocketSource(Source):
             pending, self._pending = getattr(self, "_pending", None), None
             if pending is not None:
                 sock, prefix = pending
+                self._count_units(prefix, self.keyframe_at[1] if self.keyframe_at else time.monotonic())
                 sink.write(prefix)
                 sink.flush()
             else:
@@ -573,6 +608,8 @@ class SocketSource(Source):
                         on_state("ended", f"{self.path}: server closed the connection")
                     break
                 self.bytes_received += len(data)
+                if pending is not None:
+                    self._count_units(data, time.monotonic())
                 sink.write(data)
                 sink.flush()
         except (BrokenPipeError, ValueError):  # ValueError: stdin closed by stop()
