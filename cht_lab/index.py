@@ -62,6 +62,7 @@ from .index_schema import (
     rows_to_table,
     spec_for,
     to_pandas,
+    unsafe_id,
 )
 from .index_store import (
     QUARANTINE_DIR,
@@ -332,6 +333,10 @@ class SessionIndex:
         if table.num_rows == 0:
             return
         ids = table.column("id").to_pylist()
+        bad = [i for i in ids if unsafe_id(i)]
+        if bad:
+            raise IndexSchemaError(f"{name}: id {bad[0]!r} is not a plain file name (letters, digits, '_', '.', "
+                                   "'-'; no leading dot); ids name files inside the session")
         with self._table_locks[name]:
             with self._id_lock:
                 dup = sorted({i for i in ids if i in known} | {i for i in ids if ids.count(i) > 1})

@@ -16,6 +16,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from .index_schema import unsafe_id
+
 log = logging.getLogger(__name__)
 
 
@@ -168,6 +170,8 @@ def load_legacy_rows(json_path: Path, session_dir: Path) -> list[dict[str, Any]]
         fid = rec.get("id")
         if not isinstance(fid, str) or not fid.strip():
             raise LegacyIndexError(json_path, f"id must be a non-empty string, got {fid!r}", i)
+        if unsafe_id(fid):
+            raise LegacyIndexError(json_path, f"id {fid!r} is not a plain file name (no '/', '..' or leading dot)", i)
         if fid in seen:
             raise LegacyIndexError(json_path, f"duplicate id {fid!r} (also row {seen[fid]})", i)
         seen[fid] = i

@@ -72,6 +72,14 @@ FRAME_KINDS = ("scene", "manual")
 UNKNOWN_INT = -1
 FRAME_ID_RE = re.compile(r"^F(\d+)$")
 CHUNK_ID_RE = re.compile(r"^chunk_(\d+)$")
+# ids become file names (frames/<id>.jpg, thumbnails <id>.thumb.jpg): no separators, no leading dot
+SAFE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def unsafe_id(value: object) -> bool:
+    """True for an id that could not be used as a file name inside the session (path separators,
+    '..', hidden names, control characters): the index refuses such ids wherever they come from."""
+    return not isinstance(value, str) or SAFE_ID_RE.match(value) is None
 
 
 class IndexSchemaError(ValueError):
