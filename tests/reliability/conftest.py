@@ -1,0 +1,58 @@
+"""Fixtures of the reliability suite: small real clips, a bounded wait, and a leak guard."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from cht_lab.ffmpeg import find_ffmpeg, live_processes
+
+FFMPEG_FREE_THREADS = ("scene-", "replay", "audio", "index-flush")
+
+
+def wait_for(cond: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+    """Poll `cond` until truthy (its value is returned) or fail naming `what` - never a hang."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def encode(path: Path, source: str, *, pix_fmt: str = "yuv420p", extra_in: list[str] | None = None,
+           extra_out: list[str] | None = None, fragmented: bool = True) -> Path:
+    """A clip from an ffmpeg lavfi graph (libx264 ultrafast)."""
+    args = [find_ffmpeg(), "-hide_banner", "-v", "error", "-nostdin", "-y", *(extra_in or []), "-f", "lavfi",
+            "-i", source, "-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-pix_fmt", pix_fmt,
+            *(extra_out or [])]
+    if fragmented:
+        args += ["-movflags", "+frag_keyframe+empty_moov+default_base_moof"]
+    subprocess.run([*args, str(path)], check=True, timeout=60, capture_output=True)
+    return path
+
+
+def our_threads() -> set[str]:
+    return {t.name for t in threading.enumerate() if t.name.startswith(FFMPEG_FREE_THREADS)}
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_running():
+    """After each test: no ffmpeg child and no worker thread of ours is left."""
+    yield
+    left = live_processes()
+    for p in left:
+        p.stop(timeout=1.0)
+    assert not left, f"ffmpeg children left running: {[p.pid for p in left]}"
+    wait_for(lambda: not our_threads(), 5, f"worker threads to end ({sorted(our_threads())})")
