@@ -32,6 +32,7 @@ FramesCallback = Callable[[list[dict[str, Any]]], None]
 AudioCallback = Callable[[dict[str, Any]], None]
 
 DATA_DIR_ENV = "CHT_LAB_DATA"
+AUDIO_END_IDLE = 1.0  # s without growth after the video ended: the recording is finished
 
 
 def default_data_dir() -> Path:
@@ -161,12 +162,24 @@ class LiveSession:
         self.stop()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until a finite source has been processed completely (True) or the timeout passes."""
-        done = threading.Event() if self._detector is None else self._detector.done
-        ok = done.wait(timeout)
-        if ok and self._audio is not None and hasattr(self._audio, "join"):
-            self._audio.join(timeout)
-        return ok
+        """Block until a finite source has been processed completely (True) or the timeout passes.
+
+        For a cht session, the video ends when its server is gone; the audio extractor, which
+        follows the growing recording forever, is then told to finish once the file stops growing
+        (AUDIO_END_IDLE s), so it still cuts everything the recording holds and wait() returns.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self._detector is None:
+            return False
+        if not self._detector.done.wait(timeout):
+            return False
+        audio = self._audio
+        if audio is None:
+            return True
+        if getattr(audio, "follow", False) and audio.idle_timeout is None:
+            audio.idle_timeout = AUDIO_END_IDLE  # the session is over: no recording grows any more
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return bool(audio.join(left))
 
     # ------------------------------------------------------------------ control
 
@@ -364,7 +377,15 @@ def _locate_stream_start(path: Path, src: Any, wall_start: float | None) -> floa
     """Recording pts of the keyframe a socket connection began with (see LiveSession._map_timeline)."""
     before = getattr(src, "units_received", None)
     t_before = time.time()
-    packets = _video_packets(path)
+    try:
+        packets = _video_packets(path)
+    except MediaError:
+        if path.is_file() and path.stat().st_size > 0:
+            # written to, but not one fragment complete: the recording began less than a fragment
+            # ago, so the stream's first keyframe is its first
+            log.info("%s has no complete fragment yet: the stream starts at its beginning", path.name)
+            return 0.0
+        raise
     after = getattr(src, "units_received", None)
     readable = packets[-1].end
     frame = (packets[-1].end - packets[-1].pts) or 1 / 30

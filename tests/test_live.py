@@ -1,0 +1,200 @@
+"""LiveSession end to end, with real processes: a replay serves a bundled sample as a live cht
+session (growing fMP4 + scene.sock, 10x real time) and a LiveSession detects, captures and cuts
+audio into that session directory.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from cht_lab import layout
+from cht_lab.ffmpeg import find_ffmpeg, live_processes, probe
+from cht_lab.labels import load_labels
+from cht_lab.live import LiveSession
+from cht_lab.replay import replay
+from cht_lab.samples import SAMPLES, sample_dir
+from cht_lab.tuning import match
+
+SPEED = 10
+
+
+def wait_until(predicate, timeout: float, what: str, poll: float = 0.05):
+    """Poll `predicate` until it returns something truthy; fail naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(poll)
+
+
+def replayed_session(name: str, tmp_path: Path, speed: float = SPEED) -> dict:
+    """Replay sample `name` and watch it with a LiveSession from the start; return what it produced."""
+    with replay(sample_dir(name), out_dir=tmp_path, speed=speed) as server:
+        live = LiveSession(server.session_dir)
+        with live:
+            assert server.wait(timeout=120), "replay did not finish"
+            assert live.wait(timeout=60), f"live session did not finish: {live.status}"
+        status = live.status
+        out = {"dir": Path(server.session_dir), "frames": live.frames(), "scores": live.scores(),
+               "audio": live.audio(), "status": status, "live": live, "replay_errors": list(server.errors)}
+    return out
+
+
+def audio_seconds(session_dir: Path) -> float:
+    """Seconds of audio the replayed recording holds (audio.aac, else the recordings' audio tracks)."""
+    aac = session_dir / layout.STREAM_DIR / layout.AUDIO_AAC
+    if aac.is_file():
+        return probe(aac).duration
+    return sum(probe(p).audio.duration for p in layout.recordings(session_dir) if probe(p).audio)
+
+
+@pytest.mark.parametrize("name", list(SAMPLES))
+def test_sample_end_to_end_through_replay(name, tmp_path):
+    # twoseg at 4x: after a recorder restart the detector reconnects once its previous ffmpeg has
+    # drained (~0.5 s on a busy 2-core box), then joins at the next 2 s keyframe; at 10x that
+    # swallows the second recording's first event (4.5 s in), at real time it is half a second
+    res = replayed_session(name, tmp_path, speed=4 if name == "twoseg" else SPEED)
+    d, frames, audio, status = res["dir"], res["frames"], res["audio"], res["status"]
+    assert not res["replay_errors"]
+    assert status["errors"] == [], status["errors"]
+    assert status["state"] == "stopped"
+
+    # captured frames match the ground truth at the default threshold
+    labels = load_labels(d / layout.LABELS_CSV)
+    result = match(frames["ts"].to_numpy(), labels, tolerance=0.5)
+    assert result.f1 >= 0.95, (result, frames[["ts", "score"]].to_string(), labels["time"].tolist())
+    if name == "twoseg":  # global timestamps: detections in both recordings, with the second's offset
+        assert set(frames["segment"]) == {0, 1}
+        seg1 = layout.discover_segments(d)[1]
+        second = frames[frames["segment"] == 1]
+        np.testing.assert_allclose(second["ts"], second["pts"] + seg1.offset, atol=0.05)
+        assert seg1.offset > 0
+
+    # every frame row has its JPEG, every JPEG in frames/ has its row
+    on_disk = {p.relative_to(d).as_posix() for p in (d / layout.FRAMES_DIR).glob("*.jpg")}
+    assert set(frames["path"]) == on_disk
+    assert frames["id"].is_unique
+
+    # a score row for every decoded frame, increasing ts
+    scores = res["scores"]
+    assert len(scores) == status["frames"] > 0
+    assert (np.diff(scores["ts"].to_numpy()) > 0).all()
+
+    # audio chunks tile the audio: contiguous, no gap or overlap, the whole recording
+    assert len(audio) > 0
+    audio = audio.sort_values("start")
+    starts, durs = audio["start"].to_numpy(), audio["duration"].to_numpy()
+    for seg, part in audio.groupby("segment"):
+        s, e = part["start"].to_numpy(), (part["start"] + part["duration"]).to_numpy()
+        np.testing.assert_allclose(s[1:], e[:-1], atol=1e-3, err_msg=f"segment {seg}: gap or overlap")
+    total = float(durs.sum())
+    assert total == pytest.approx(audio_seconds(d), abs=0.1)
+    for rel in audio["path"]:
+        assert (d / rel).is_file()
+    assert starts[0] == pytest.approx(0.0, abs=0.1)
+
+
+def _decode_gray(path: Path, at: float | None, size=(320, 180)) -> np.ndarray:
+    """One frame as a small gray array: the JPEG (at=None) or the recording's frame at `at` s."""
+    w, h = size
+    args = [find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-nostdin"]
+    if at is not None:
+        args += ["-ss", f"{at:.4f}"]
+    args += ["-i", str(path), "-frames:v", "1", "-vf", f"scale={w}:{h},format=gray", "-f", "rawvideo", "-"]
+    out = subprocess.run(args, capture_output=True, check=True, timeout=30).stdout
+    assert len(out) == w * h, f"no frame at {at} in {path}"
+    return np.frombuffer(out, np.uint8).reshape(h, w).astype(np.float32)
+
+
+def test_attach_to_a_recording_in_progress_maps_ts_onto_the_recording(tmp_path):
+    """Attached seconds into a recording, the socket stream starts at pts 0; a capture's ts must
+    still point at the same picture in the recording."""
+    src = sample_dir("slides")
+    with replay(src, out_dir=tmp_path, speed=SPEED) as server:
+        rec = wait_until(lambda: layout.recordings(server.session_dir), 10, "the recording")[0]
+        wait_until(lambda: probe(rec).duration > 12.0, 30, "12 s of recording")
+        live = LiveSession(server.session_dir, audio=False)
+        with live:
+            assert server.wait(timeout=120)
+            assert live.wait(timeout=60)
+        frames = live.frames()
+        status = live.status
+    labels = load_labels(Path(server.session_dir) / layout.LABELS_CSV)
+    assert status["workers"]["detector"]["ts_offset"] > 10.0  # not 0: the stream began mid-recording
+    stream_start = live.scores()["ts"].min()
+    later = labels[labels["time"] > stream_start + 0.5]  # events the live session could see
+    result = match(frames["ts"].to_numpy(), later, tolerance=0.5)
+    assert result.recall == 1.0 and result.precision >= 0.9, result
+    # frame-accurate: each JPEG is the recording's frame at its ts, not a neighbour half a second away
+    checked = 0
+    for row in frames.itertuples():
+        jpeg = _decode_gray(Path(server.session_dir) / row.path, None)
+        diffs = {dt: float(np.abs(jpeg - _decode_gray(rec, row.ts + dt)).mean()) for dt in (-0.5, 0.0, 0.5)}
+        assert diffs[0.0] < 2.0, (row.ts, diffs)
+        assert diffs[0.0] < min(diffs[-0.5], diffs[0.5]), (row.ts, diffs)
+        checked += 1
+    assert checked >= 3
+
+
+# ---------------------------------------------------------------------------------- lifecycle
+
+
+def test_stop_under_load_is_quick_and_reaps_ffmpeg(tmp_path):
+    with replay(sample_dir("desktop"), out_dir=tmp_path, speed=SPEED) as server:
+        live = LiveSession(server.session_dir).start()
+        try:
+            wait_until(lambda: live.status["frames"] > 60 and live.status["workers"]["audio"].get("chunks", 0) >= 0
+                       and live.status["state"] == "running", 30, "frames flowing")
+            mine_before = {p.pid for p in live_processes() if not p.name.startswith("replay")}
+            assert mine_before, "the live session runs ffmpeg"
+            t0 = time.monotonic()
+            live.stop()
+            took = time.monotonic() - t0
+        finally:
+            live.stop()
+        print(f"stop() took {took:.2f} s")
+        assert took < 5.0 + 1.0, f"stop() took {took:.2f} s"  # the issue's 5 s, plus margin for a busy box
+        assert not ({p.pid for p in live_processes()} & mine_before), "an ffmpeg child survived stop()"
+        assert live.status["state"] == "stopped"
+        live.stop()  # twice: harmless
+        assert live.status["state"] == "stopped"
+    # what was captured before stop is durable and readable
+    assert len(live.frames()) == live.status["captures"]
+
+
+def test_never_started_session_stops_cleanly(tmp_path):
+    live = LiveSession(sample_dir("slides") / layout.STREAM_DIR / "20260301_090000.mp4", session_dir=tmp_path / "s")
+    live.stop()
+    live.stop()
+    assert live.status["state"] == "stopped"
+    assert live.frames().empty
+    assert live.wait(timeout=0.1) is False
+
+
+def test_wait_returns_once_replay_is_done_with_audio_following(tmp_path):
+    """The audio extractor follows the growing recording forever; wait() must still come back."""
+    with replay(sample_dir("coding"), out_dir=tmp_path, speed=SPEED) as server:
+        with LiveSession(server.session_dir) as live:
+            assert server.wait(timeout=120)
+            done = threading.Event()
+            result = {}
+
+            def waiter():
+                result["ok"] = live.wait()  # no timeout: the regression was hanging here forever
+                done.set()
+
+            threading.Thread(target=waiter, daemon=True).start()
+            assert done.wait(60), "LiveSession.wait() hangs after the recording ended"
+            assert result["ok"] is True
+            assert live.status["workers"]["audio"]["state"] == "done"
