@@ -19,10 +19,15 @@ def _table(rows: dict[str, object]) -> str:
     return "\n".join(f"  {k:<{width}}  {'-' if v is None else v}" for k, v in rows.items())
 
 
+def _progress() -> bool:
+    """Progress bars only for a person watching (stderr is a terminal), never in logs or CI."""
+    return sys.stderr.isatty()
+
+
 def cmd_samples(args: argparse.Namespace) -> int:
     from .samples import generate
 
-    paths = generate(root=args.out, names=args.names or None, force=args.force, progress=True)
+    paths = generate(root=args.out, names=args.names or None, force=args.force, progress=_progress())
     for p in paths:
         print(p)
     return 0
@@ -32,7 +37,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     print(f"cht-lab demo: replaying sample '{args.sample}' at {args.speed:g}x as a live cht session ...")
-    result = run_demo(args.sample, speed=args.speed, out_dir=args.out, backend=args.backend)
+    result = run_demo(args.sample, speed=args.speed, out_dir=args.out, backend=args.backend,
+                      progress=_progress())
     print(_table(result.summary))
     print(f"session directory: {result.session_dir}")
     print(f"score plot:        {result.plot_path}")
@@ -69,7 +75,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from .session import open_session
 
     session = open_session(args.session)
-    scores = session.score(backend=args.backend, progress=True, force=args.force)
+    scores = session.score(backend=args.backend, progress=_progress(), force=args.force)
     scenes = session.scenes(args.threshold)
     rows: dict[str, object] = {"session": session.dir, "segments": len(session.segments),
                                "score rows": len(scores), "scenes at threshold": len(scenes)}

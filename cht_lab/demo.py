@@ -28,8 +28,11 @@ class DemoResult:
 
 
 def run_demo(sample: str = "slides", speed: float = 2.0, out_dir: str | os.PathLike[str] | None = None,
-             backend: str = "auto", timeout: float = 300.0) -> DemoResult:
-    """Replay `sample` at `speed`× real time through a LiveSession; summarise and plot the result."""
+             backend: str = "auto", timeout: float = 300.0, progress: bool = False) -> DemoResult:
+    """Replay `sample` at `speed`× real time through a LiveSession; summarise and plot the result.
+
+    `progress`: a tqdm bar over the sample's media seconds (for a terminal).
+    """
     from .live import LiveSession
     from .plotting import save_score_plot
     from .replay import replay
@@ -50,15 +53,22 @@ def run_demo(sample: str = "slides", speed: float = 2.0, out_dir: str | os.PathL
         def _note(rows: list[dict[str, Any]]) -> None:
             captured.set()
 
+        bar = _bar(source, sample) if progress else None
         with live:
             while not server.done.wait(0.25):
                 lag = live.status.get("lag")
                 if lag is not None:
                     latencies.append(float(lag))
+                if bar is not None:
+                    bar.update(min(bar.total, server.status["elapsed"] * server.speed) - bar.n)
                 if time.monotonic() - t0 > timeout:
                     raise TimeoutError(f"demo did not finish within {timeout:.0f} s")
-            live.wait(timeout=15)  # let the detector drain what the server sent last
-            status = live.status
+            if bar is not None:
+                bar.close()
+            # the server is gone: the detector drains what it sent last, the audio the recording's tail
+            if not live.wait(timeout=30):
+                log.warning("the live session had not finished 30 s after the replay ended")
+        status = live.status
         frames, scores, audio = live.frames(), live.scores(), live.audio()
     session_dir = Path(server.session_dir)
     result = match(frames["ts"].to_numpy(), labels, tolerance=0.5) if labels is not None else None
@@ -85,3 +95,15 @@ def run_demo(sample: str = "slides", speed: float = 2.0, out_dir: str | os.PathL
         "wall time (s)": round(time.monotonic() - t0, 1),
     }
     return DemoResult(session_dir, plot_path, summary)
+
+
+def _bar(source: Path, sample: str) -> Any:
+    from tqdm.auto import tqdm
+
+    from .layout import discover_segments
+    from .ffmpeg import probe
+
+    segments = discover_segments(source)
+    total = segments[-1].offset + probe(segments[-1].path).duration if segments else 0.0
+    return tqdm(total=round(total, 1), desc=f"replaying {sample}", unit="s", leave=False,
+                bar_format="{desc}: {n:.0f}/{total:.0f} s |{bar}| {elapsed}")

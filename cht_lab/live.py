@@ -57,6 +57,10 @@ class LiveSession:
         self.audio_enabled = audio
         self.realtime = realtime
         self._cht_dir = Path(source).resolve() if _is_cht_session(source) else None
+        if self._cht_dir is None:
+            from .sources import open_source
+
+            open_source(source, realtime=realtime)  # a missing path fails here, before a session dir exists
         if session_dir is not None:
             self.session_dir = Path(session_dir).resolve()
             self.session_dir.mkdir(parents=True, exist_ok=True)
