@@ -112,6 +112,7 @@ class SceneDetector:
         self.backend_requested = backend
         self.segment = int(segment)
         self.ts_offset = float(ts_offset)
+        self.pts_offset = 0.0  # stream pts -> pts in the recording (a socket stream starts at 0 mid-recording)
         self.jpeg_quality = int(jpeg_quality)
         self._frame_callbacks: list[FramesCallback] = [on_frames] if on_frames else []
         self.on_run_start = on_run_start
@@ -562,7 +563,7 @@ class SceneDetector:
             values = scorer.score(fa.gray, scene=fa.scene, pts=pts)
             value = values.get(self.metric, math.nan)
             info = {"run": run.number, "seq": fa.frame_index, "segment": self.segment, "frame_index": index,
-                    "pts": pts, "ts": ts, "score": value}
+                    "pts": pts + self.pts_offset, "ts": ts, "score": value}
             self._recent.append(info)
             self._add_score_row(info, values)
             with self._decide_lock:
