@@ -256,6 +256,7 @@ class LiveSession:
                 for seg in segments:
                     if current is not None and seg.path.resolve() == current:
                         detector.segment, detector.ts_offset = seg.index, seg.offset
+                        detector.pts_offset = 0.0
                         return
             elif segments:
                 seg = segments[-1]
@@ -266,6 +267,7 @@ class LiveSession:
                 else:
                     detector.segment = seg.index
                     detector.ts_offset = seg.offset + start - first_pts
+                    detector.pts_offset = start - first_pts  # rows carry the recording's own pts
                     log.info("run %d: stream pts %.3f is %.3f s into segment %d (%s)", run, first_pts, start,
                              seg.index, seg.path.name)
                     return
@@ -286,13 +288,12 @@ class LiveSession:
         det = self._detector.status if self._detector is not None else {}
         aud = self._audio.status if self._audio is not None else {"state": "off" if not self.audio_enabled else "idle"}
         idx_health = self._index.health() if self._index is not None and hasattr(self._index, "health") else {}
-        errors = [*self._errors, *[{"worker": "detector", **e} if isinstance(e, dict) else {"worker": "detector", "error": str(e)}
-                                   for e in det.get("errors", [])],
-                  *[{"worker": "audio", **e} if isinstance(e, dict) else {"worker": "audio", "error": str(e)}
-                    for e in aud.get("errors", [])]]
-        last_error = next((e.get("error") for e in reversed(errors)), None) if errors else None
+        errors = [*self._errors, *_worker_errors("detector", det), *_worker_errors("audio", aud),
+                  *_worker_errors("index", idx_health)]
+        errors.sort(key=lambda e: e.get("time") or 0.0)  # last_error is the newest, whichever worker
+        last_error = errors[-1].get("error") if errors else None
         return {
-            "state": self._state,
+            "state": self._overall_state(det, aud),
             "session_dir": str(self.session_dir),
             "backend": det.get("backend"),
             "backend_reason": det.get("backend_reason"),
@@ -307,6 +308,17 @@ class LiveSession:
             "last_error": last_error,
             "workers": {"detector": det, "audio": aud, "index": idx_health},
         }
+
+    def _overall_state(self, det: dict[str, Any], aud: dict[str, Any]) -> str:
+        """'running' only while the detector is: a dead or finished source must not read as running."""
+        if self._state != "running":
+            return self._state
+        det_state = det.get("state")
+        if det_state == "failed":
+            return "failed"
+        if det_state == "finished" and aud.get("state") in (None, "off", "idle", "done", "no audio", "failed", "stopped"):
+            return "finished"
+        return "running"
 
     def _reader(self) -> SessionIndex:
         return self._index if self._index is not None else SessionIndex(self.session_dir)
@@ -334,6 +346,12 @@ class LiveSession:
 
     def __repr__(self) -> str:
         return f"LiveSession({str(self.source)!r}, session_dir={str(self.session_dir)!r}, state={self._state!r})"
+
+
+def _worker_errors(worker: str, status: dict[str, Any]) -> list[dict[str, Any]]:
+    """A worker's error list in the session's shape: dicts with worker, time and error."""
+    return [{"worker": worker, **e} if isinstance(e, dict) else {"worker": worker, "error": str(e)}
+            for e in status.get("errors", [])]
 
 
 def _is_cht_session(source: Any) -> bool:

@@ -30,9 +30,11 @@ def live(source, session_dir: Path, **kw) -> dict:
     s = LiveSession(source, session_dir=session_dir, audio=kw.pop("audio", False), **kw).start()
     try:
         assert s.wait(20), f"{source}: the live session reached an end within 20 s"
+        state_at_end = s.status["state"]
     finally:
         s.stop()
     st = s.status
+    st["state_at_end"] = state_at_end
     st["scores"] = s.scores()
     st["frames_table"] = s.frames()
     return st
@@ -84,6 +86,7 @@ def test_unusable_files_are_refused_naming_the_file_and_the_reason(clips, tmp_pa
             # a LiveSession over a text file starts (the decode is the child's job), then fails its detector
             st = result
             assert st["workers"]["detector"]["state"] == "failed", st["workers"]["detector"]
+            assert st["state_at_end"] == "failed", "a dead detector must not read as a running session"
             assert str(path) in st["last_error"] and reason in st["last_error"], st["last_error"]
         assert time.monotonic() - t0 < 10
 
@@ -123,6 +126,7 @@ def test_audio_only_and_video_only_recordings(clips, tmp_path):
     assert st["chunks"] >= 1, "the audio is still cut into chunks"
     st = live(video_only, tmp_path / "v", audio=True)
     assert st["workers"]["detector"]["state"] == "finished" and len(st["scores"]) == 30
+    assert st["state_at_end"] == "finished", "a source processed to its end reads as finished, not running"
     assert st["chunks"] == 0 and st["workers"]["audio"]["state"] == "no audio", st["workers"]["audio"]
 
 

@@ -138,7 +138,7 @@ FILL_CHILD = textwrap.dedent("""
     else:  # no mount: every file write past 0 bytes now fails with EFBIG
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))
-    full = lambda: s.status["workers"]["index"].get("last_error") and any(
+    full = lambda: any(e["worker"] == "index" for e in s.status["errors"]) and any(
         "capture" in e["error"] for e in s.status["errors"])
     wait_for(full, 15)
     st = s.status
@@ -172,6 +172,9 @@ def test_disk_full_is_a_clear_error_and_what_was_written_stays_readable(tmp_path
         st = out["status"]
         assert reason in (out["index_error"] or ""), out
         assert any(reason in e["error"] and "capture" in e["error"] for e in st["errors"]), st["errors"]
+        assert any(reason in e["error"] and e["worker"] == "index" for e in st["errors"]), \
+            "the index writer's failure reaches the session's status, not only its worker's"
+        assert reason in (st["last_error"] or ""), st["last_error"]
         if mounted:
             os.remove(mnt / "filler")
         reader = SessionIndex(session_dir)
