@@ -472,6 +472,11 @@ class AnalysisReader:
         self.frames_read = 0
         self.error: str | None = None
         self._stop = threading.Event()
+        # the FIFO fds are closed only once no thread reads them (a reused fd number must never be
+        # read by a reader that has not noticed the close): see _use_fds / _close_fds
+        self._fd_lock = threading.Lock()
+        self._fd_users = 0
+        self._fds_closing = False
         if plan.pass_fds:
             raise BackendError("AnalysisReader runs ffmpeg through FfmpegProcess, which cannot pass fds: "
                                "build the plan with full_res=True (a FIFO) instead of full_res_fd")
@@ -493,11 +498,19 @@ class AnalysisReader:
         self._full_thread: threading.Thread | None = None
         if self._full_fd is not None:
             self._full_thread = threading.Thread(target=self._read_full_res, name=f"{name}-fullres", daemon=True)
+            self._use_fds(+1)  # counted before it starts: a close() meanwhile must leave its fd open
             self._full_thread.start()
 
     # ------------------------------------------------------------------ iteration
 
     def __iter__(self) -> Iterator[FrameAnalysis]:
+        self._use_fds(+1)
+        try:
+            yield from self._frames()
+        finally:
+            self._use_fds(-1)
+
+    def _frames(self) -> Iterator[FrameAnalysis]:
         plan = self.plan
         proc = self.process
         meta = _FifoReader(self._meta_fd, proc.running, self._stop)
@@ -553,7 +566,7 @@ class AnalysisReader:
                 proc.wait(timeout=10.0)
             except subprocess.TimeoutExpired:
                 log.warning("%s: ffmpeg still running after its output ended; stopping it", self.path)
-        rc = proc.stop(timeout=2.0)
+        rc = proc.stop(timeout=2.0, drain=self._fifo_fds())
         self._stop.set()
         if self._full_thread is not None:
             self._full_thread.join(timeout=2.0)
@@ -572,23 +585,43 @@ class AnalysisReader:
     _stopped_by_us = False
 
     def close(self) -> None:
-        """Stop ffmpeg (reaped) and release the pipes. Safe to call more than once."""
+        """Stop ffmpeg (reaped) and release the pipes. Safe to call more than once, from any thread.
+
+        Order matters: our readers stop first, so ffmpeg may be blocked writing an output; stop()
+        drains stdout and the FIFOs until it has exited (else SIGTERM waits out its timeout and
+        ffmpeg is killed); the FIFOs are closed once no reader thread uses them any more.
+        """
         self._stopped_by_us = True
         self._stop.set()
-        self.process.stop(timeout=2.0)
+        self.process.stop(timeout=2.0, drain=self._fifo_fds())
         if self._full_thread is not None:
             self._full_thread.join(timeout=2.0)
         self._close_fds()
 
+    def _fifo_fds(self) -> list[int]:
+        with self._fd_lock:
+            return [fd for fd in (self._meta_fd, self._full_fd) if fd is not None]
+
+    def _use_fds(self, delta: int) -> None:
+        """A reader thread starts (+1) or stops (-1) using the FIFO fds; the last one out closes them if asked."""
+        with self._fd_lock:
+            self._fd_users += delta
+            release = delta < 0 and self._fd_users == 0 and self._fds_closing
+        if release:
+            self._close_fds()
+
     def _close_fds(self) -> None:
-        for attr in ("_meta_fd", "_full_fd"):
-            fd = getattr(self, attr, None)
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-                setattr(self, attr, None)
+        with self._fd_lock:
+            self._fds_closing = True
+            if self._fd_users > 0:
+                return  # a reader is still inside: it closes them on its way out
+            fds = [fd for fd in (self._meta_fd, self._full_fd) if fd is not None]
+            self._meta_fd = self._full_fd = None
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
         self.plan.cleanup()
 
     def __enter__(self) -> "AnalysisReader":
@@ -607,6 +640,12 @@ class AnalysisReader:
             self._cond.notify_all()
 
     def _read_full_res(self) -> None:
+        try:
+            self._read_full_res_frames()
+        finally:
+            self._use_fds(-1)
+
+    def _read_full_res_frames(self) -> None:
         full = self.plan.full_res
         assert full is not None and self._full_fd is not None
         reader = _FifoReader(self._full_fd, self.process.running, self._stop)

@@ -13,9 +13,11 @@ import functools
 import logging
 import os
 import re
+import select
 import shutil
 import subprocess
 import threading
+import time
 import weakref
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -143,6 +145,21 @@ def cuda_usable() -> tuple[bool, str]:
 
 # --------------------------------------------------------------------------- child processes
 
+STOP_POLL = 0.05  # s: how often a running ffmpeg checks for SIGTERM (its -stats_period)
+
+
+@functools.lru_cache(maxsize=8)
+def _wakes_on_stats_period(exe: str) -> bool:
+    """Whether `exe` is an ffmpeg that knows -stats_period (4.4+; older ones check SIGTERM every packet)."""
+    if "ffmpeg" not in os.path.basename(exe).lower():
+        return False
+    try:
+        out = subprocess.run([exe, "-hide_banner", "-h", "long"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "-stats_period" in out.stdout
+
+
 _live_processes: "weakref.WeakSet[FfmpegProcess]" = weakref.WeakSet()
 _live_lock = threading.Lock()
 
@@ -166,10 +183,15 @@ class FfmpegProcess:
         self.args = [str(a) for a in args]
         if not self.args or os.path.basename(self.args[0]) == self.args[0] and not shutil.which(self.args[0]):
             self.args = [find_ffmpeg(), *self.args]
+        if "-stats_period" not in self.args and _wakes_on_stats_period(self.args[0]):
+            # ffmpeg >= 7 acts on SIGTERM only when its main loop wakes up, every stats period
+            # (0.5 s by default): waking it more often makes stop() prompt
+            self.args[1:1] = ["-stats_period", f"{STOP_POLL:g}"]
         self.name = name
         self._stderr = collections.deque(maxlen=stderr_lines)
         log.debug("starting %s: %s", name, " ".join(self.args))
         self.popen = subprocess.Popen(self.args, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, bufsize=0)
+        self._stop_lock = threading.Lock()  # stop() from two threads: one stops, the other finds it reaped
         with _live_lock:
             _live_processes.add(self)
         self._stderr_thread = threading.Thread(target=self._drain_stderr, name=f"{name}-stderr", daemon=True)
@@ -220,38 +242,93 @@ class FfmpegProcess:
         self._stderr_thread.join(timeout=1.0)
         return rc
 
-    def stop(self, timeout: float = 2.0) -> int:
-        """Close pipes, terminate, kill after `timeout`, and reap. Safe to call more than once."""
-        p = self.popen
-        for stream in (p.stdin,):
-            if stream is not None:
+    def stop(self, timeout: float = 2.0, *, drain: Sequence[int] = ()) -> int:
+        """Close stdin, terminate, kill after `timeout`, and reap. Safe to call more than once, from any thread.
+
+        Until ffmpeg has exited, its stdout (our pipe) and the `drain` fds (other outputs the caller
+        reads, e.g. FIFOs; non-blocking) are read and discarded. ffmpeg blocked writing an output
+        nobody reads any more cannot act on SIGTERM (the write resumes after the signal handler and
+        the main thread waits for the blocked muxer), so without this it sat out the whole timeout
+        and was killed. stdout is switched to non-blocking for that: a thread still reading it gets
+        None (end of data), not a hang.
+        """
+        with self._stop_lock:
+            p = self.popen
+            for stream in (p.stdin,):
+                if stream is not None:
+                    try:
+                        stream.close()
+                    except OSError:
+                        pass
+            if p.poll() is None:
+                fds = [fd for fd in drain if fd is not None]
+                out = _open_fd(p.stdout)
+                if out is not None:
+                    os.set_blocking(out, False)
+                    fds.append(out)
                 try:
-                    stream.close()
+                    p.terminate()
+                except OSError:  # exited meanwhile
+                    pass
+                if not _wait_draining(p, fds, timeout):
+                    log.warning("%s (pid %d) ignored SIGTERM for %.1fs; killing it", self.name, p.pid, timeout)
+                    p.kill()
+                    p.wait()
+            if p.stdout is not None:
+                try:
+                    p.stdout.close()
                 except OSError:
                     pass
-        if p.poll() is None:
-            try:
-                p.terminate()
-                p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("%s (pid %d) ignored SIGTERM for %.1fs; killing it", self.name, p.pid, timeout)
-                p.kill()
-                p.wait()
-        if p.stdout is not None:
-            try:
-                p.stdout.close()
-            except OSError:
-                pass
-        self._stderr_thread.join(timeout=1.0)
-        with _live_lock:
-            _live_processes.discard(self)
-        return p.returncode
+            self._stderr_thread.join(timeout=1.0)
+            with _live_lock:
+                _live_processes.discard(self)
+            return p.returncode
 
     def __enter__(self) -> "FfmpegProcess":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _open_fd(stream: IO[Any] | None) -> int | None:
+    """The fd of a pipe we still hold open, else None."""
+    if stream is None:
+        return None
+    try:
+        return stream.fileno()
+    except (ValueError, OSError):  # closed
+        return None
+
+
+def _wait_draining(p: "subprocess.Popen[bytes]", fds: list[int], timeout: float) -> bool:
+    """Wait up to `timeout` s for `p` to exit, reading and discarding whatever it writes to `fds`."""
+    deadline = time.monotonic() + timeout
+    fds = list(fds)
+    while p.poll() is None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        if not fds:
+            try:
+                p.wait(left)
+            except subprocess.TimeoutExpired:
+                return False
+            break
+        try:
+            ready, _, _ = select.select(fds, [], [], min(left, 0.05))
+        except (OSError, ValueError):  # an fd closed under us: stop draining, just wait
+            fds = []
+            continue
+        for fd in ready:
+            try:
+                if not os.read(fd, 1 << 16):
+                    fds.remove(fd)  # EOF: nothing more will come
+            except BlockingIOError:  # another reader took it first
+                pass
+            except OSError:
+                fds.remove(fd)
+    return True
 
 
 def live_processes() -> list[FfmpegProcess]:

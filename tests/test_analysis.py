@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -331,6 +333,42 @@ def test_stopping_iteration_early_stops_ffmpeg(screen_clip):
             break
     assert time.monotonic() - t0 < 10 and not live_processes()
     assert not plan.tmpdir.exists()
+
+
+def _blocked_writing(pid: int) -> bool:
+    """Whether a thread of process `pid` sleeps in a pipe write (Linux /proc): an output is full."""
+    for wchan in Path(f"/proc/{pid}/task").glob("*/wchan"):
+        try:
+            if "pipe_write" in wchan.read_text():
+                return True
+        except OSError:  # the thread ended meanwhile
+            pass
+    return False
+
+
+def test_close_ends_an_ffmpeg_blocked_on_its_outputs_with_sigterm(caplog):
+    """The consumer stopped reading, so ffmpeg sits in write() on a full output (the full-res FIFO,
+    stdout). close() must still end it on SIGTERM by draining until it exits: it used to wait out
+    the 2 s timeout and SIGKILL it ("ignored SIGTERM for 2.0s; killing it") on every live stop."""
+    if not Path("/proc/self/task").is_dir():
+        pytest.skip("needs Linux /proc to see that ffmpeg is blocked")
+    plan = build_analysis_args(["-f", "lavfi", "-i", "testsrc2=s=640x480:r=30"], backend="cpu", src_width=640,
+                               src_height=480, full_res=True)
+    reader = AnalysisReader(plan, path="testsrc2", reuse=True)
+    frames = iter(reader)
+    for _ in range(3):
+        next(frames)
+    pid = reader.process.pid
+    deadline = time.monotonic() + 20
+    while not _blocked_writing(pid):  # an endless source: it fills every output within milliseconds
+        assert time.monotonic() < deadline, "ffmpeg never blocked on its outputs"
+        time.sleep(0.02)
+    with caplog.at_level(logging.WARNING, logger="cht_lab.ffmpeg"):
+        reader.close()
+    assert reader.process.returncode not in (None, -signal.SIGKILL), reader.process.returncode
+    assert "ignored SIGTERM" not in caplog.text
+    frames.close()
+    assert not live_processes() and not plan.tmpdir.exists()
 
 
 def test_build_analysis_args_rejects_auto_and_inputs_without_i():

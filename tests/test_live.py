@@ -5,6 +5,7 @@ audio into that session directory.
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import time
 from pathlib import Path
@@ -151,7 +152,8 @@ def test_attach_to_a_recording_in_progress_maps_ts_onto_the_recording(tmp_path):
 # ---------------------------------------------------------------------------------- lifecycle
 
 
-def test_stop_under_load_is_quick_and_reaps_ffmpeg(tmp_path):
+def test_stop_under_load_is_quick_and_reaps_ffmpeg(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="cht_lab.ffmpeg")
     with replay(sample_dir("desktop"), out_dir=tmp_path, speed=SPEED) as server:
         live = LiveSession(server.session_dir).start()
         try:
@@ -166,6 +168,8 @@ def test_stop_under_load_is_quick_and_reaps_ffmpeg(tmp_path):
             live.stop()
         print(f"stop() took {took:.2f} s")
         assert took < 5.0 + 1.0, f"stop() took {took:.2f} s"  # the 5 s, plus margin for a busy box
+        # each ffmpeg ended on SIGTERM: none sat in a write nobody reads until it was SIGKILLed (2 s each)
+        assert "ignored SIGTERM" not in caplog.text, caplog.text
         assert not ({p.pid for p in live_processes()} & mine_before), "an ffmpeg child survived stop()"
         assert live.status["state"] == "stopped"
         live.stop()  # twice: harmless
