@@ -185,7 +185,8 @@ def test_socket_server_restart_reconnects(tmp_path, session):
 
 
 def _serve(path: Path, payloads: list, ready: threading.Event, stop: threading.Event) -> None:
-    """A tiny cht-like server: one connection, sends each payload (bytes, or a callable returning bytes)."""
+    """A tiny cht-like server: one connection, sends each payload (bytes, or a callable to run), then
+    hangs up and goes away for good (its socket file removed), as cht does when a session ends."""
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     with unix_address(path) as addr:
         srv.bind(addr)
@@ -199,11 +200,11 @@ def _serve(path: Path, payloads: list, ready: threading.Event, stop: threading.E
                 if stop.is_set():
                     break
                 p() if callable(p) else conn.sendall(p)
-            stop.wait(10)
     except OSError:
         pass
     finally:
         srv.close()
+        path.unlink(missing_ok=True)
 
 
 def test_garbage_on_the_socket_is_reported_and_recovered_from(tmp_path, session, monkeypatch, cuts):
@@ -224,14 +225,21 @@ def test_garbage_on_the_socket_is_reported_and_recovered_from(tmp_path, session,
     server = threading.Thread(target=_serve, args=(path, payloads, ready, stop))
     server.start()
     ready.wait(5)
-    det = Detector(path, session_dir=session_dir, index=idx, threshold=THRESHOLD)
+    det = Detector(SocketSource(path, min_backoff=0.05, end_after=0.5), session_dir=session_dir, index=idx,
+                   threshold=THRESHOLD)
     det.start()
     try:
         assert errored.wait(20)
         st = det.status
         assert st["frames"] == 0 and st["state"] != "failed" and str(path) in st["last_error"]
-        wait_for(lambda: det.status["frames"] >= 100, what="recovery when valid data returns")
-        assert det.status["captures"] >= 2
+        # then the clip, and the server goes away: `done` is set only once every capture is durable
+        # (polling the capture count raced with JPEG writes still in flight)
+        assert det.wait(30), det.status
+        st = det.status
+        assert st["state"] == "finished" and st["frames"] >= 100, st
+        frames = idx.frames()
+        assert len(frames) == st["captures"] >= 2, (st["captures"], frames)
+        assert all((session_dir / rel).is_file() for rel in frames["path"])
     finally:
         stop.set()
         det.stop()
