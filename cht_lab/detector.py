@@ -232,11 +232,12 @@ class SceneDetector:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop ffmpeg (reaped), finish pending captures, flush scores, join threads. Idempotent."""
         self._stop.set()
+        deadline = time.monotonic() + timeout
+        self._close_source()  # a socket's connection threads: no new run can start from them
         run = self._run
         if run is not None:
             run.stop.set()
             run.reader.close()
-        deadline = time.monotonic() + timeout
         if self._worker is not None:
             self._worker.join(max(0.1, deadline - time.monotonic()))
             if self._worker.is_alive():
@@ -302,6 +303,12 @@ class SceneDetector:
 
     # ------------------------------------------------------------------ worker
 
+    def _close_source(self) -> None:
+        try:
+            self.source.close()
+        except Exception as exc:
+            self._error(f"closing {self.source.name} failed: {type(exc).__name__}: {exc}", level=logging.WARNING)
+
     def _initial_frame_index(self) -> int:
         """Continue after frame indices already in the index (a restarted live session)."""
         try:
@@ -356,6 +363,7 @@ class SceneDetector:
             self._error(f"detector crashed: {type(exc).__name__}: {exc}")
             self._set_state("failed")
         finally:
+            self._close_source()
             self._flush_scores()
             self._drain_captures()
             self._captures.put(None)

@@ -63,10 +63,10 @@ def audio_seconds(session_dir: Path) -> float:
 
 @pytest.mark.parametrize("name", list(SAMPLES))
 def test_sample_end_to_end_through_replay(name, tmp_path):
-    # twoseg at 4x: after a recorder restart the detector reconnects once its previous ffmpeg has
-    # drained (~0.5 s on a busy 2-core box), then joins at the next 2 s keyframe; at 10x that
-    # swallows the second recording's first event (4.5 s in), at real time it is half a second
-    res = replayed_session(name, tmp_path, speed=4 if name == "twoseg" else SPEED)
+    # twoseg: after the recorder restart the detector must join the second recording at its first
+    # keyframe; it used to reconnect only once the previous ffmpeg had drained (~0.5 s), which at
+    # 10x swallowed the second recording's first event (4.5 s in), so this case ran at 4x
+    res = replayed_session(name, tmp_path)
     d, frames, audio, status = res["dir"], res["frames"], res["audio"], res["status"]
     assert not res["replay_errors"]
     assert status["errors"] == [], status["errors"]
@@ -82,6 +82,10 @@ def test_sample_end_to_end_through_replay(name, tmp_path):
         second = frames[frames["segment"] == 1]
         np.testing.assert_allclose(second["ts"], second["pts"] + seg1.offset, atol=0.05)
         assert seg1.offset > 0
+        # connected again and waiting when the restarted recorder sent its first keyframe: the second
+        # recording is scored from its first frame (it used to join 2-6 s in, at a later keyframe)
+        seg1_scores = res["scores"][res["scores"]["segment"] == 1]
+        assert seg1_scores["pts"].min() == pytest.approx(0.0, abs=0.05), seg1_scores["pts"].min()
 
     # every frame row has its JPEG, every JPEG in frames/ has its row
     on_disk = {p.relative_to(d).as_posix() for p in (d / layout.FRAMES_DIR).glob("*.jpg")}

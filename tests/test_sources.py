@@ -250,8 +250,72 @@ def test_socket_prepare_skips_junk_and_starts_at_a_keyframe(tmp_path):
     assert any(s == "garbage" and "not H.264" in m for s, m in states), states
     sink = _Sink()
     src.feed(sink, threading.Event())  # the prepared connection: keyframe first, then the rest
+    src.close()  # the server hung up: the source is already connecting again (for the next run)
     fed = bytes(sink.data)
     assert annexb.endswith(fed) and fed.lstrip(b"\x00")[1] & 0x1F == 7  # from the first SPS to the end
     res = subprocess.run([find_ffmpeg(), "-v", "error", "-xerror", "-f", "h264", "-i", "pipe:0", "-f", "null", "-"],
                          input=bytes(sink.data), capture_output=True, timeout=30)
     assert res.returncode == 0, res.stderr
+
+
+def _annexb(clip: Path) -> bytes:
+    """The clip as an Annex-B stream that starts at its SPS (as a source hands it on: x264 puts an SEI first)."""
+    out = subprocess.run([find_ffmpeg(), "-v", "error", "-i", str(clip), "-c:v", "copy", "-bsf:v", "h264_mp4toannexb",
+                          "-f", "h264", "pipe:1"], capture_output=True, check=True, timeout=30).stdout
+    return out[out.index(b"\x00\x00\x00\x01\x67"):]
+
+
+def test_socket_reconnects_when_the_server_hangs_up_and_buffers_the_next_stream(tmp_path):
+    """A recorder restart: the server hangs up and at once starts a new stream, beginning with its
+    only SPS + keyframe. The source must connect again by itself and keep that stream while the
+    previous run is still draining (here: before anyone calls prepare() again); it used to connect
+    only in the next prepare() and so joined the new stream late, at its next keyframe."""
+    first = _annexb(make_clip(tmp_path / "a.mp4", seconds=1.0, size="320x180", audio=False))
+    second = _annexb(make_clip(tmp_path / "b.mp4", seconds=1.0, size="352x288", audio=False))
+    path = tmp_path / "scene.sock"
+    srv = _listen(path)
+    srv.settimeout(10)
+    second_sent = threading.Event()
+
+    def serve():
+        try:
+            conn, _ = srv.accept()
+            with conn:
+                conn.sendall(first)
+            conn, _ = srv.accept()  # the client's own reconnect
+            with conn:
+                conn.sendall(second)
+                second_sent.set()
+                stop_server.wait(10)
+        except OSError:
+            pass
+
+    stop_server = threading.Event()
+    server = threading.Thread(target=serve)
+    server.start()
+    src = SocketSource(path, min_backoff=0.05)
+    try:
+        fmt = src.prepare(threading.Event())
+        assert (fmt.width, fmt.height) == (320, 180)
+        sink = _Sink()
+        src.feed(sink, threading.Event())  # the first stream, until the server hangs up
+        assert bytes(sink.data) == first
+        assert second_sent.wait(10), "no reconnect until the next prepare(): the new stream's start is lost"
+        fmt = src.prepare(threading.Event())
+        assert (fmt.width, fmt.height) == (352, 288) and src.connections == 2
+        sink2, stop2 = _Sink(), threading.Event()
+        feeder = threading.Thread(target=src.feed, args=(sink2, stop2))
+        feeder.start()
+        deadline = time.monotonic() + 10
+        while len(sink2.data) < len(second) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        stop2.set()
+        feeder.join(5)
+        assert bytes(sink2.data) == second, "the whole new stream, from its first keyframe"
+        assert src.units_received >= 30 and src.unit_arrival(0) == src.keyframe_at[1]
+    finally:
+        stop_server.set()
+        src.close()
+        server.join(10)
+        srv.close()
+    assert not [t.name for t in threading.enumerate() if t.name == "scene-socket"], "close() ends the threads"
