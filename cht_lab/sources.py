@@ -174,7 +174,9 @@ def _starts_like_mp4(path: Path) -> bool:
 
 
 # A cht session's stream has ended when its socket has been gone (or its newest recording has not
-# grown) this long; a recorder restart takes well under that.
+# grown) this long; a recorder restart takes well under that. cht gives no other sign: its socket
+# also goes away during a restart, and a finished recording looks the same either way. Defaults
+# for open_source(end_after=...); a caller that knows its server is done sooner may pass less.
 SESSION_END_AFTER = 5.0
 SESSION_IDLE_TIMEOUT = 10.0
 
@@ -880,7 +882,7 @@ def is_url(spec: str) -> bool:
     return bool(_URL_RE.match(spec)) or spec.startswith(_DEVICE_PREFIXES) or spec.startswith(_PROTOCOL_PREFIXES)
 
 
-def open_source(spec: Any, *, realtime: bool = False) -> Source:
+def open_source(spec: Any, *, realtime: bool = False, end_after: float | None = None) -> Source:
     """Map a user's source spec onto a Source.
 
     - a Source: returned as is
@@ -891,6 +893,10 @@ def open_source(spec: Any, *, realtime: bool = False) -> Source:
       (either counts as finished once the server is gone: see SESSION_END_AFTER / SESSION_IDLE_TIMEOUT)
     - an existing regular file: FileSource (max speed, or real-time pace with realtime=True)
     - anything else: MediaError(path, "no such file")
+
+    `end_after`: for a cht session's socket, the seconds it may be gone before the session counts
+    as over (None: SESSION_END_AFTER, 5 s, longer than a recorder restart; math.inf: wait forever).
+    Each finished session pays it once after its server has gone.
     """
     if isinstance(spec, Source):
         return spec
@@ -918,7 +924,7 @@ def open_source(spec: Any, *, realtime: bool = False) -> Source:
     if stat.S_ISDIR(st.st_mode):
         sock = path / layout.SOCKET_NAME
         if sock.exists() and stat.S_ISSOCK(sock.stat().st_mode):
-            return SocketSource(sock, end_after=SESSION_END_AFTER)
+            return SocketSource(sock, end_after=SESSION_END_AFTER if end_after is None else float(end_after))
         if layout.is_session_dir(path):
             return FollowSource(path, realtime=realtime, idle_timeout=SESSION_IDLE_TIMEOUT)
         raise MediaError(path, "a directory that is not a cht session (no scene.sock, no stream/)")

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from cht_lab import layout
+from cht_lab import layout, sources
 from cht_lab.ffmpeg import find_ffmpeg, live_processes, probe
 from cht_lab.labels import load_labels
 from cht_lab.live import LiveSession
@@ -24,6 +24,14 @@ from cht_lab.samples import SAMPLES, sample_dir
 from cht_lab.tuning import match
 
 SPEED = 10
+# replay keeps scene.sock through its recorder restarts and removes it only when it is done, so
+# here a socket gone for 0.5 s means the session is over; cht's 5 s cost each test 4.5 s of idling
+SERVER_GONE_AFTER = 0.5
+
+
+@pytest.fixture(autouse=True)
+def server_gone_sooner(monkeypatch):
+    monkeypatch.setattr(sources, "SESSION_END_AFTER", SERVER_GONE_AFTER)
 
 
 def wait_until(predicate, timeout: float, what: str, poll: float = 0.05):

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from cht_lab.ffmpeg import FfmpegProcess, MediaError, find_ffmpeg, live_processes
-from cht_lab.sources import (FileSource, FollowSource, SocketSource, UrlSource, open_source, unix_address)
+from cht_lab.sources import (SESSION_END_AFTER, FileSource, FollowSource, SocketSource, UrlSource, open_source,
+                             unix_address)
 from conftest import make_clip
 
 
@@ -71,6 +72,8 @@ def test_specs_map_onto_sources(tmp_path):
         try:
             chosen = open_source(session)
             assert isinstance(chosen, SocketSource) and chosen.path == session / "scene.sock"
+            assert chosen.end_after == SESSION_END_AFTER == 5.0  # a session ends once its server is gone
+            assert open_source(session, end_after=0.5).end_after == 0.5  # a caller that knows sooner
         finally:
             srv2.close()
     finally:
