@@ -10,7 +10,10 @@ The public API reads like the notebook::
         with cht_lab.LiveSession(server.session_dir) as live:
             live.panel()
 
-Names are imported lazily so `import cht_lab` (and the CLI's --version) stays fast.
+Names are imported lazily so `import cht_lab` (and the CLI's --version) stays fast, except
+`replay`: a function named like its module. Importing the submodule `cht_lab.replay` (anyone may)
+sets the package attribute to the module, shadowing a lazy name for good, so the function is
+bound eagerly here (~90 ms) and the submodule import cannot replace it afterwards.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ _EXPORTS = {
 }
 
 __all__ = ["__version__", *_EXPORTS]
+
+from .replay import Replay, replay  # noqa: E402,F401  (see the module docstring)
 
 
 def __getattr__(name: str) -> Any:

@@ -46,7 +46,8 @@ class LiveSession:
     def __init__(self, source: Any, session_dir: str | os.PathLike[str] | None = None,
                  threshold: float | None = None, backend: str = "auto", audio: bool = True, *,
                  metric: str | None = None, min_gap: float = DEFAULT_MIN_GAP,
-                 data_dir: str | os.PathLike[str] | None = None, realtime: bool = False):
+                 data_dir: str | os.PathLike[str] | None = None, realtime: bool = False,
+                 end_after: float | None = None):
         from .scoring import DEFAULT_METRIC, DEFAULT_THRESHOLDS
 
         self.source = source
@@ -56,6 +57,7 @@ class LiveSession:
         self.backend = backend
         self.audio_enabled = audio
         self.realtime = realtime
+        self.end_after = end_after  # a cht socket gone this long ends the session (None: sources.SESSION_END_AFTER)
         self._cht_dir = Path(source).resolve() if _is_cht_session(source) else None
         if self._cht_dir is None:
             from .sources import open_source
@@ -94,7 +96,7 @@ class LiveSession:
             self._index.update_metadata(session_id=self.session_dir.name, source=str(self.source),
                                         package_version=__version__)
             video_source = open_source(self._cht_dir if self._cht_dir is not None else self.source,
-                                       realtime=self.realtime)
+                                       realtime=self.realtime, end_after=self.end_after)
             self._detector = SceneDetector(
                 video_source, session_dir=self.session_dir, index=self._index, threshold=self._threshold,
                 metric=self.metric, min_gap=self.min_gap, backend=self.backend,

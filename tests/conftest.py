@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
+import time
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 
 from cht_lab.ffmpeg import find_ffmpeg, live_processes
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def wait_for(cond: Callable[[], Any], timeout: float = 15.0, what: str = "condition", poll: float = 0.02) -> Any:
+    """Poll `cond` until it returns something truthy (returned) or fail naming `what` - never a hang.
+
+    `poll` is the polling interval, not a synchronisation: the condition is what is waited for.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(poll)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from cht_lab.audio import AudioExtractor, AudioSegment, extract_audio, find_audi
 from cht_lab.chunking import Chunker, EnergyVad, find_cut, read_wav
 from cht_lab.ffmpeg import FfmpegProcess, find_ffmpeg, live_processes
 from cht_lab.index import SessionIndex
+from conftest import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "data" / "samples"
@@ -104,15 +104,6 @@ def assert_tiles(rows: pd.DataFrame, offset: float = 0.0, first_sample: int = 0)
     starts, ends = rows["start"].to_numpy(), (rows["start"] + rows["duration"]).to_numpy()
     np.testing.assert_allclose(starts[1:], ends[:-1], rtol=0, atol=1e-9)
     return pos
-
-
-def wait_for(cond, timeout: float, what: str, interval: float = 0.02) -> None:
-    ev = threading.Event()
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        ev.wait(interval)
 
 
 @pytest.fixture

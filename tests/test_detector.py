@@ -22,6 +22,7 @@ from cht_lab.ffmpeg import FfmpegProcess, MediaError, find_ffmpeg, live_processe
 from cht_lab.index import SessionIndex
 from cht_lab.replay import replay
 from cht_lab.sources import FileSource, FollowSource, SocketSource, unix_address
+from conftest import wait_for
 
 # consecutive looks differ strongly (ffmpeg scene score >= 0.6 at every cut, < 0.01 between cuts)
 LOOKS = ["testsrc2", "smptebars", "color=c=navy", "testsrc", "color=c=0xe0d8c0", "mandelbrot", "color=c=black",
@@ -48,16 +49,6 @@ def make_scenes(path: Path, n: int, each: float = 1.0, *, gop: int = 15, extra: 
                     "-map", "[out]", "-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-g", str(gop),
                     "-pix_fmt", "yuv420p", *(extra or []), str(path)], check=True, timeout=60)
     return path
-
-
-def wait_for(cond, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def decode_rgb(path: Path) -> np.ndarray:

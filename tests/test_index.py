@@ -35,24 +35,13 @@ from cht_lab.index import (
     SessionIndex,
     read_table,
 )
+from conftest import wait_for
 
 HERE = Path(__file__).resolve().parent
 PROC = HERE / "index_writer_proc.py"
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def wait_for(condition, timeout: float = 30.0, what: str = "condition"):
-    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.01)  # polling interval, not synchronisation
 
 
 @pytest.fixture

@@ -11,17 +11,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
-from PIL import Image
 
-from cht_lab import layout, sources
+from cht_lab import layout
 from cht_lab.ffmpeg import find_ffmpeg, live_processes, probe
 from cht_lab.labels import load_labels
 from cht_lab.live import LiveSession
 from cht_lab.replay import replay
 from cht_lab.samples import SAMPLES, sample_dir
 from cht_lab.tuning import match
+from conftest import wait_for
 
 SPEED = 10
 # replay keeps scene.sock through its recorder restarts and removes it only when it is done, so
@@ -29,27 +28,10 @@ SPEED = 10
 SERVER_GONE_AFTER = 0.5
 
 
-@pytest.fixture(autouse=True)
-def server_gone_sooner(monkeypatch):
-    monkeypatch.setattr(sources, "SESSION_END_AFTER", SERVER_GONE_AFTER)
-
-
-def wait_until(predicate, timeout: float, what: str, poll: float = 0.05):
-    """Poll `predicate` until it returns something truthy; fail naming `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(poll)
-
-
 def replayed_session(name: str, tmp_path: Path, speed: float = SPEED) -> dict:
     """Replay sample `name` and watch it with a LiveSession from the start; return what it produced."""
     with replay(sample_dir(name), out_dir=tmp_path, speed=speed) as server:
-        live = LiveSession(server.session_dir)
+        live = LiveSession(server.session_dir, end_after=SERVER_GONE_AFTER)
         with live:
             assert server.wait(timeout=120), "replay did not finish"
             # wait() returns once the server is gone and the followed recording stopped growing
@@ -136,9 +118,9 @@ def test_attach_to_a_recording_in_progress_maps_ts_onto_the_recording(tmp_path):
     still point at the same picture in the recording."""
     src = sample_dir("slides")
     with replay(src, out_dir=tmp_path, speed=SPEED) as server:
-        rec = wait_until(lambda: layout.recordings(server.session_dir), 10, "the recording")[0]
-        wait_until(lambda: probe(rec).duration > 12.0, 30, "12 s of recording")
-        live = LiveSession(server.session_dir, audio=False)
+        rec = wait_for(lambda: layout.recordings(server.session_dir), 10, "the recording")[0]
+        wait_for(lambda: probe(rec).duration > 12.0, 30, "12 s of recording")
+        live = LiveSession(server.session_dir, audio=False, end_after=SERVER_GONE_AFTER)
         with live:
             assert server.wait(timeout=120)
             assert live.wait(timeout=60)
@@ -167,9 +149,9 @@ def test_attach_to_a_recording_in_progress_maps_ts_onto_the_recording(tmp_path):
 def test_stop_under_load_is_quick_and_reaps_ffmpeg(tmp_path, caplog):
     caplog.set_level(logging.WARNING, logger="cht_lab.ffmpeg")
     with replay(sample_dir("desktop"), out_dir=tmp_path, speed=SPEED) as server:
-        live = LiveSession(server.session_dir).start()
+        live = LiveSession(server.session_dir, end_after=SERVER_GONE_AFTER).start()
         try:
-            wait_until(lambda: live.status["frames"] > 60 and live.status["workers"]["audio"].get("chunks", 0) >= 0
+            wait_for(lambda: live.status["frames"] > 60 and live.status["workers"]["audio"].get("chunks", 0) >= 0
                        and live.status["state"] == "running", 30, "frames flowing")
             mine_before = {p.pid for p in live_processes() if not p.name.startswith("replay")}
             assert mine_before, "the live session runs ffmpeg"

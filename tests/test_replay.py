@@ -7,6 +7,7 @@ import shutil
 import socket
 import stat
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from cht_lab import layout
 from cht_lab.ffmpeg import MediaError, find_ffmpeg, live_processes, probe
 from cht_lab.replay import AnnexBScanner, StreamServer, replay
-from conftest import make_clip
+from conftest import make_clip, wait_for
 
 
 def _read_all(path: Path, *, timeout: float = 20.0) -> bytes:
@@ -44,16 +45,6 @@ def _decode_frames(h264: bytes) -> int:
     res = subprocess.run([find_ffmpeg(), "-hide_banner", "-f", "h264", "-i", "pipe:0", "-map", "0:v", "-c", "copy",
                           "-f", "framecrc", "-"], input=h264, capture_output=True, timeout=30, check=True)
     return sum(1 for line in res.stdout.decode().splitlines() if line and not line.startswith("#"))
-
-
-def _wait_for(cond, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +87,8 @@ def test_replay_serves_a_live_session(clip, tmp_path):
 
 def test_recording_grows_while_replaying(clip, tmp_path):
     with replay(clip, out_dir=tmp_path, speed=1.0) as server:
-        rec = _wait_for(lambda: layout.recordings(server.session_dir), what="stream file")[0]
-        partial = _wait_for(lambda: (d := probe(rec).duration) > 0.3 and d, what="first fragments")
+        rec = wait_for(lambda: layout.recordings(server.session_dir), what="stream file")[0]
+        partial = wait_for(lambda: (d := probe(rec).duration) > 0.3 and d, what="first fragments")
         assert partial < 2.5, "a fragment must be readable long before the recording ends"
         server.stop()
         server.stop()  # twice is fine
@@ -142,7 +133,7 @@ def test_multi_segment_session_with_separate_audio(tmp_path):
 def test_loop_keeps_streaming_until_stopped(tmp_path):
     clip = make_clip(tmp_path / "short.mp4", seconds=0.5, size="160x120", fps=20, audio=False)
     with replay(clip, out_dir=tmp_path / "out", speed=4.0, loop=True) as server:
-        _wait_for(lambda: server.server.access_units > 30, what="more access units than one pass has")
+        wait_for(lambda: server.server.access_units > 30, what="more access units than one pass has")
         assert not server.done.is_set()
     assert live_processes() == []
 
@@ -207,3 +198,13 @@ def test_replay_of_the_bundled_recorder_restart_sample(tmp_path):
         assert probe(a).video.frames == probe(b).video.frames  # every frame, stream-copied
     assert abs(probe(out / "stream" / "audio.aac").duration - probe(src / "stream" / "audio.aac").duration) < 0.1
     assert (out / "labels.csv").read_text() == (src / "labels.csv").read_text()
+
+
+def test_public_replay_is_the_function_even_after_its_module_is_imported():
+    # a lazily exported name that equals a submodule's name would be shadowed by the module
+    code = ("import cht_lab.replay, cht_lab.live, cht_lab.session\n"
+            "from cht_lab import replay, Replay, LiveSession, open_session\n"
+            "import inspect\n"
+            "assert inspect.isfunction(replay) and inspect.isclass(Replay), (replay, Replay)\n"
+            "assert inspect.isclass(LiveSession) and inspect.isfunction(open_session)\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -8,10 +8,8 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from cht_lab import layout
@@ -21,19 +19,9 @@ from cht_lab.live import LiveSession
 from cht_lab.replay import replay
 from cht_lab.samples import sample_dir
 from cht_lab.session import open_session
+from conftest import wait_for
 
 HERE = Path(__file__).resolve().parent
-
-
-def wait_until(predicate, timeout: float, what: str, poll: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(poll)
 
 
 def durable_frames(session_dir: Path):
@@ -54,7 +42,7 @@ def test_sigkill_recovery_and_continuation(tmp_path):
                                  start_new_session=True)
         try:
             assert child.stdout.readline().strip() == "started"
-            wait_until(lambda: (f := durable_frames(d)) is not None and len(f) >= 3, 60,
+            wait_for(lambda: (f := durable_frames(d)) is not None and len(f) >= 3, 60,
                        "3 durable frames from the child")
             seen = durable_frames(d)
         finally:
@@ -76,7 +64,7 @@ def test_sigkill_recovery_and_continuation(tmp_path):
         n_before, last_index = len(frames), int(scores["frame_index"].max())
         live = LiveSession(d, audio=False).start()
         try:
-            wait_until(lambda: live.status["captures"] >= 2, 60, "captures after the restart")
+            wait_for(lambda: live.status["captures"] >= 2, 60, "captures after the restart")
         finally:
             live.stop()
         assert live.status["errors"] == [], live.status["errors"]

@@ -5,26 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-import time
 from pathlib import Path
-from typing import Any, Callable
 
 import pytest
 
 from cht_lab.ffmpeg import find_ffmpeg, live_processes
+from conftest import wait_for  # noqa: F401  (tests/conftest.py; re-exported for this package)
 
 FFMPEG_FREE_THREADS = ("scene-", "replay", "audio", "index-flush")
-
-
-def wait_for(cond: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
-    """Poll `cond` until truthy (its value is returned) or fail naming `what` - never a hang."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def encode(path: Path, source: str, *, pix_fmt: str = "yuv420p", extra_in: list[str] | None = None,

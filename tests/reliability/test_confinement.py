@@ -14,7 +14,7 @@ import pytest
 from cht_lab import LiveSession, open_session, replay
 from cht_lab.index import IndexSchemaError, SessionIndex
 
-from .conftest import encode, wait_for
+from .conftest import encode
 
 pytestmark = pytest.mark.timeout(60)
 PACKAGE = Path(__file__).resolve().parents[2] / "cht_lab"
