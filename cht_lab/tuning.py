@@ -555,6 +555,8 @@ def evaluate_sessions(sessions: Iterable[Any] | Mapping[str, Any], threshold: fl
         name, scores, labels = _session_parts(item, i)
         if labels is None:
             raise TuningError(f"session {name}: no labels; evaluating needs ground truth for every session")
+        if scores.empty:
+            raise TuningError(f"session {name}: no scores yet; score it first (Session.score())")
         result = evaluate(scores, labels, threshold, metric=metric, tolerance=tolerance, min_gap=min_gap)
         rows.append({"session": name, **result.as_dict()})
     cols = ["session", "labels", "detections", "tp", "fp", "fn", "precision", "recall", "f1"]

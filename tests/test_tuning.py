@@ -314,3 +314,5 @@ def test_evaluate_sessions_rows_and_micro_averaged_total():
     pd.testing.assert_frame_equal(same, table)
     with pytest.raises(TuningError, match="session c: no labels"):
         tuning.evaluate_sessions([FakeSession("c", a_scores, None)], threshold, metric="blocks")
+    with pytest.raises(TuningError, match=r"session d: no scores yet; score it first \(Session.score\(\)\)"):
+        tuning.evaluate_sessions([FakeSession("d", a_scores.iloc[:0], a_labels)], threshold, metric="blocks")
