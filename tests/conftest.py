@@ -29,14 +29,19 @@ def wait_for(cond: Callable[[], Any], timeout: float = 15.0, what: str = "condit
         time.sleep(poll)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def no_ffmpeg_child_survives():
-    """Every ffmpeg started through cht_lab must be reaped by the end of the run."""
-    yield
+def assert_no_ffmpeg_left() -> None:
+    """Fail naming the ffmpeg children still running (after reaping them, so one test's leak stays its own)."""
     leftovers = live_processes()
     for p in leftovers:
         p.stop(timeout=1.0)
     assert not leftovers, f"ffmpeg children left running: {[p.pid for p in leftovers]}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_ffmpeg_child_survives():
+    """Every ffmpeg started through cht_lab must be reaped by the end of the run."""
+    yield
+    assert_no_ffmpeg_left()
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cht_lab.ffmpeg import find_ffmpeg, live_processes
-from conftest import wait_for  # noqa: F401  (tests/conftest.py; re-exported for this package)
+from cht_lab.ffmpeg import find_ffmpeg
+from conftest import assert_no_ffmpeg_left, wait_for  # noqa: F401  (tests/conftest.py; wait_for re-exported)
 
 FFMPEG_FREE_THREADS = ("scene-", "replay", "audio", "index-flush")
 
@@ -39,8 +39,5 @@ def open_fds() -> int:
 def nothing_left_running():
     """After each test: no ffmpeg child and no worker thread of ours is left."""
     yield
-    left = live_processes()
-    for p in left:
-        p.stop(timeout=1.0)
-    assert not left, f"ffmpeg children left running: {[p.pid for p in left]}"
+    assert_no_ffmpeg_left()
     wait_for(lambda: not our_threads(), 5, f"worker threads to end ({sorted(our_threads())})")
