@@ -43,11 +43,11 @@ def plot_scores(ax: Any, scores: pd.DataFrame, metric: str, threshold: float,
     without rebuilding the axes (clearing them re-creates every tick: a third of a redraw).
     """
     ax.clear()
-    artists: dict[str, Any] = {"detections": None}
+    artists: dict[str, Any] = {"detections": None, "line": None}
     if not scores.empty and metric in scores:
         xs, ys = decimate(scores["ts"].to_numpy(), scores[metric].to_numpy(), columns)
-        ax.plot(xs, ys, lw=0.8, color="#4c72b0", label=metric)
-        ax.set_xlim(float(scores["ts"].iloc[0]), float(scores["ts"].iloc[-1]) + 1e-6)
+        artists["line"] = ax.plot(xs, ys, lw=0.8, color="#4c72b0", label=metric)[0]
+        _set_time_limits(ax, scores)
     artists["threshold"] = ax.axhline(threshold, color="#c44e52", lw=1.0, ls="--", label=f"threshold {threshold:.3g}")
     if labels is not None and not labels.empty:
         _draw_labels(ax, labels)
@@ -59,6 +59,21 @@ def plot_scores(ax: Any, scores: pd.DataFrame, metric: str, threshold: float,
     ax.legend(loc="upper right", fontsize=8, framealpha=0.8)
     ax.grid(alpha=0.2)
     return artists
+
+
+def update_scores(ax: Any, artists: dict[str, Any], scores: pd.DataFrame, metric: str, columns: int = 1000) -> None:
+    """Replace the score line of a plot drawn by `plot_scores` (same metric and labels), keeping the axes.
+
+    What a live batch of scores costs: no `ax.clear()`, so the ticks are reused. Follow with
+    `update_threshold`, which rescales y and redraws the marks and the legend.
+    """
+    xs, ys = decimate(scores["ts"].to_numpy(), scores[metric].to_numpy(), columns)
+    artists["line"].set_data(xs, ys)
+    _set_time_limits(ax, scores)
+
+
+def _set_time_limits(ax: Any, scores: pd.DataFrame) -> None:
+    ax.set_xlim(float(scores["ts"].iloc[0]), float(scores["ts"].iloc[-1]) + 1e-6)
 
 
 def update_threshold(ax: Any, artists: dict[str, Any], metric: str, threshold: float,

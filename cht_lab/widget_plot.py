@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .plotting import plot_scores, update_threshold
+from .plotting import plot_scores, update_scores, update_threshold
 
 _DPI = 100
 
@@ -54,14 +54,23 @@ class ScorePlot(_Figure):
     def render(self, scores: pd.DataFrame, metric: str, threshold: float,
                detections: pd.DataFrame | None = None, labels: pd.DataFrame | None = None,
                columns: int = 1000, full: bool = False) -> bytes:
-        """PNG of the plot; with the same scores and labels as last time only the threshold part is redrawn.
+        """PNG of the plot, redrawing no more than what changed since the last render.
 
-        `full=True` rebuilds the axes anyway (what a new batch of scores costs; the benchmark's figure).
+        Same scores: only the threshold line, marks and legend move. New scores with the same metric,
+        labels and width (a live batch): the line's data is replaced and the axes kept. Anything
+        else, or `full=True`: the axes are rebuilt.
         """
         with self.lock:
             drawn = (scores, labels, metric, columns)
-            if not full and len(drawn) == len(self._drawn) and all(a is b for a, b in zip(drawn, self._drawn)):
+            same_frame = (len(self._drawn) == 4 and labels is self._drawn[1] and metric == self._drawn[2]
+                          and columns == self._drawn[3])
+            if not full and same_frame and scores is self._drawn[0]:
                 update_threshold(self.ax, self._artists, metric, threshold, detections)
+            elif (not full and same_frame and self._artists.get("line") is not None and not scores.empty
+                  and metric in scores):
+                update_scores(self.ax, self._artists, scores, metric, columns)
+                update_threshold(self.ax, self._artists, metric, threshold, detections)
+                self._drawn = drawn
             else:
                 self._artists = plot_scores(self.ax, scores, metric, threshold, detections, labels, columns=columns)
                 self._drawn = drawn

@@ -231,6 +231,12 @@ def test_score_plot_of_one_hour_redraws():
     moved = plot.render(scores, "scene", 0.5, scores.iloc[np.sort(cuts)], labels)
     fresh = plot.render(scores, "scene", 0.5, scores.iloc[np.sort(cuts)], labels, full=True)
     assert _pixels(moved) == _pixels(fresh)
+    # a live batch of new scores (the axes kept, the line's data replaced) draws what a fresh plot draws
+    longer = pd.DataFrame({"ts": np.arange(n + 9_000) / 30.0, "scene": np.resize(values, n + 9_000)})
+    plot.render(scores.iloc[: n // 2], "scene", 0.5, scores.iloc[np.sort(cuts)], labels, full=True)
+    live = plot.render(longer, "scene", 0.4, longer.iloc[np.sort(cuts)], labels)
+    rebuilt = plot.render(longer, "scene", 0.4, longer.iloc[np.sort(cuts)], labels, full=True)
+    assert _pixels(live) == _pixels(rebuilt)
 
 
 def _pixels(png: bytes) -> bytes:
