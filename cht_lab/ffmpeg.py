@@ -431,15 +431,7 @@ def probe(path: str | os.PathLike[str], *, timeout: float = 20.0) -> MediaInfo:
         raise MediaError(p, "is a directory, not a media file")
     if p.stat().st_size == 0:
         raise MediaError(p, "empty file (0 bytes)")
-    exe = find_ffmpeg()
-    cmd = [exe, "-hide_banner", "-nostdin", "-i", str(p), "-map", "0:v:0?", "-map", "0:a:0?",
-           "-c", "copy", "-f", "framecrc", "-"]
-    try:
-        res = subprocess.run(cmd, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as exc:
-        raise MediaError(p, f"probing did not finish within {timeout:.0f} s") from exc
-    stderr = res.stderr.decode("utf-8", "replace")
-    out = res.stdout.decode("ascii", "replace")
+    res, out, stderr = _list_packets(p, ["-map", "0:v:0?", "-map", "0:a:0?"], timeout, "probing")
     if "#media_type" not in out:
         if "Invalid data found" in stderr:
             raise MediaError(p, "not a media file ffmpeg can read (invalid data)")
@@ -452,21 +444,71 @@ def probe(path: str | os.PathLike[str], *, timeout: float = 20.0) -> MediaInfo:
     return _parse_framecrc(p, out, stderr, complete=complete)
 
 
-def _parse_framecrc(path: Path, out: str, stderr: str, complete: bool) -> MediaInfo:
+@dataclass(frozen=True)
+class Packet:
+    """One video packet as ffmpeg's framecrc lists it: times in seconds, size, Adler-32 of its bytes."""
+
+    pts: float
+    end: float
+    size: int
+    crc: int
+    key: bool
+
+
+def video_packets(path: str | os.PathLike[str], *, annexb: bool = False, timeout: float = 30.0) -> list[Packet]:
+    """Every complete packet of the first video stream (a growing recording: those readable so far).
+
+    `annexb=True` lists H.264 as Annex-B (`h264_mp4toannexb`), the form cht serves on its socket,
+    so a packet received there can be found here by size and checksum.
+    """
+    p = Path(path)
+    args = ["-map", "0:v:0", *(["-bsf:v", "h264_mp4toannexb"] if annexb else [])]
+    _, out, _ = _list_packets(p, args, timeout, "listing its packets")  # a partial tail may complain
+    header, rows = _framecrc(out)
+    tb = Fraction(header.get(0, {}).get("tb", "1/1"))
+    packets = [Packet(float(int(r[2]) * tb), float((int(r[2]) + int(r[3])) * tb), int(r[4]), int(r[5], 16),
+                      not any(x.startswith("F=") for x in r[6:]))
+               for r in rows if r[0] == "0"]
+    if not packets:
+        raise MediaError(p, "no complete video packet yet")
+    return packets
+
+
+def _list_packets(path: Path, args: list[str], timeout: float,
+                  what: str) -> tuple[subprocess.CompletedProcess[bytes], str, str]:
+    """Stream-copy `path` into ffmpeg's framecrc muxer: (result, listing, stderr); MediaError on timeout."""
+    cmd = [find_ffmpeg(), "-hide_banner", "-nostdin", "-i", str(path), *args, "-c", "copy", "-f", "framecrc", "-"]
+    try:
+        res = subprocess.run(cmd, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        raise MediaError(path, f"{what} did not finish within {timeout:.0f} s") from exc
+    return res, res.stdout.decode("ascii", "replace"), res.stderr.decode("utf-8", "replace")
+
+
+def _framecrc(out: str) -> tuple[dict[int, dict[str, str]], list[list[str]]]:
+    """A framecrc listing: per-stream headers (`#tb 0: 1/15360` ...) and packet rows
+    (stream, dts, pts, duration, size, crc[, flags]) with their fields stripped."""
     header: dict[int, dict[str, str]] = collections.defaultdict(dict)
-    first: dict[int, int] = {}
-    end: dict[int, int] = {}
-    count: dict[int, int] = collections.Counter()
-    durs: dict[int, list[int]] = collections.defaultdict(list)
+    rows = []
     for line in out.splitlines():
         if line.startswith("#"):
             m = re.match(r"#(\w+) (\d+): (.*)", line)
             if m:
                 header[int(m.group(2))][m.group(1)] = m.group(3).strip()
             continue
-        parts = line.split(",")
-        if len(parts) < 5:
-            continue
+        parts = [x.strip() for x in line.split(",")]
+        if len(parts) >= 6:
+            rows.append(parts)
+    return header, rows
+
+
+def _parse_framecrc(path: Path, out: str, stderr: str, complete: bool) -> MediaInfo:
+    header, rows = _framecrc(out)
+    first: dict[int, int] = {}
+    end: dict[int, int] = {}
+    count: dict[int, int] = collections.Counter()
+    durs: dict[int, list[int]] = collections.defaultdict(list)
+    for parts in rows:
         idx, pts, dur = int(parts[0]), int(parts[2]), int(parts[3])
         first[idx] = min(first.get(idx, pts), pts)
         end[idx] = max(end.get(idx, pts + dur), pts + dur)

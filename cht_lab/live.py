@@ -8,11 +8,8 @@ from the growing recording (or `audio.aac`), frames and chunks into the same dir
 
 from __future__ import annotations
 
-import dataclasses
-import fractions
 import logging
 import os
-import subprocess
 import threading
 import time
 import zlib
@@ -23,7 +20,7 @@ import pandas as pd
 
 from . import __version__, layout
 from .decision import DEFAULT_MIN_GAP
-from .ffmpeg import MediaError, find_ffmpeg, probe
+from .ffmpeg import MediaError, probe, video_packets
 from .index import SessionIndex
 
 log = logging.getLogger(__name__)
@@ -363,46 +360,12 @@ def _is_cht_session(source: Any) -> bool:
     return p.is_dir() and ((p / layout.SOCKET_NAME).exists() or (p / layout.STREAM_DIR).is_dir())
 
 
-@dataclasses.dataclass(frozen=True)
-class _Packet:
-    pts: float
-    end: float
-    size: int
-    crc: int
-    key: bool
-
-
-def _video_packets(path: Path) -> list[_Packet]:
-    """Every complete video packet of a (growing) recording, in Annex-B form: pts, size, Adler-32, key."""
-    cmd = [find_ffmpeg(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0", "-c", "copy",
-           "-bsf:v", "h264_mp4toannexb", "-f", "framecrc", "-"]
-    try:  # a growing recording ends in a partial fragment: ffmpeg may complain, the listing is still good
-        res = subprocess.run(cmd, capture_output=True, timeout=30.0, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as exc:
-        raise MediaError(path, "listing its packets did not finish within 30 s") from exc
-    tb = fractions.Fraction(1, 1)
-    packets = []
-    for line in res.stdout.decode("ascii", "replace").splitlines():
-        if line.startswith("#tb 0:"):
-            tb = fractions.Fraction(line.split(":", 1)[1].strip())
-            continue
-        parts = [x.strip() for x in line.split(",")]
-        if line.startswith("#") or len(parts) < 6 or parts[0] != "0":
-            continue
-        pts, dur, size = int(parts[2]), int(parts[3]), int(parts[4])
-        packets.append(_Packet(float(pts * tb), float((pts + dur) * tb), size, int(parts[5], 16),
-                               not any(x.startswith("F=") for x in parts[6:])))
-    if not packets:
-        raise MediaError(path, "no complete video packet yet")
-    return packets
-
-
 def _locate_stream_start(path: Path, src: Any, wall_start: float | None) -> float:
     """Recording pts of the keyframe a socket connection began with (see LiveSession._map_timeline)."""
     before = getattr(src, "units_received", None)
     t_before = time.time()
     try:
-        packets = _video_packets(path)
+        packets = video_packets(path, annexb=True)
     except MediaError:
         if path.is_file() and path.stat().st_size > 0:
             # written to, but not one fragment complete: the recording began less than a fragment
