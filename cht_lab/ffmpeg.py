@@ -90,8 +90,8 @@ class FfmpegInfo:
         return "scdet" in self.filters
 
 
-def _list_section(exe: str, flag: str) -> str:
-    out = subprocess.run([exe, "-hide_banner", flag], capture_output=True, text=True, timeout=30)
+def _list_section(exe: str, *flags: str) -> str:
+    out = subprocess.run([exe, "-hide_banner", *flags], capture_output=True, text=True, timeout=30)
     return out.stdout
 
 
@@ -154,10 +154,9 @@ def _wakes_on_stats_period(exe: str) -> bool:
     if "ffmpeg" not in os.path.basename(exe).lower():
         return False
     try:
-        out = subprocess.run([exe, "-hide_banner", "-h", "long"], capture_output=True, text=True, timeout=30)
+        return "-stats_period" in _list_section(exe, "-h", "long")
     except (OSError, subprocess.TimeoutExpired):
         return False
-    return "-stats_period" in out.stdout
 
 
 _live_processes: "weakref.WeakSet[FfmpegProcess]" = weakref.WeakSet()
