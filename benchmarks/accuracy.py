@@ -3,8 +3,8 @@
     python benchmarks/accuracy.py                       # every bundled sample
     python benchmarks/accuracy.py --samples slides coding --json out.json
 
-For each sample (cht_lab.samples: slides, desktop, coding, twoseg), against its labels.csv, with
-one matcher for every tool (cht_lab.tuning.match: greedy one-to-one nearest matching, ±0.5 s,
+For each sample (cht_lab.tools.samples.render: slides, desktop, coding, twoseg), against its labels.csv, with
+one matcher for every tool (cht_lab.tuning.sweep.match: greedy one-to-one nearest matching, ±0.5 s,
 interval labels widened by the tolerance):
 
 - cht_lab: the sample is copied (stream/ + labels.csv) into a temp dir and scored once
@@ -25,7 +25,7 @@ interval labels widened by the tolerance):
     pairs tried, or the run stops.
   Both replays at the defaults must equal the real run's cuts.
 
-Thresholds tried: ~100 from cht_lab.tuning.default_thresholds over the observed values (evenly
+Thresholds tried: ~100 from cht_lab.tuning.sweep.default_thresholds over the observed values (evenly
 spaced + quantiles of per-window maxima), then up to 100 observed values around the best — the
 search cht_lab's best_threshold does on its own scores; for AdaptiveDetector that ratio sweep runs
 at min_content_val 15 and ~16 levels over content_val's range, refined around the best level. The
@@ -53,9 +53,9 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from cht_lab import tuning  # noqa: E402
-from cht_lab.samples import SAMPLES, sample_dir  # noqa: E402
-from cht_lab.scoring import DEFAULT_METRIC, DEFAULT_THRESHOLDS  # noqa: E402
+from cht_lab.tuning import sweep as tuning  # noqa: E402
+from cht_lab.tools.samples.render import SAMPLES, sample_dir  # noqa: E402
+from cht_lab.detect.scoring import DEFAULT_METRIC, DEFAULT_THRESHOLDS  # noqa: E402
 from cht_lab.session import Session  # noqa: E402
 
 TOLERANCE = 0.5
@@ -302,7 +302,7 @@ def _best_run(ths: np.ndarray, f1: np.ndarray) -> tuple[float, int]:
 
 def sweep_1d(score: Any, values: np.ndarray, fps: float, n: int, results: dict[float, tuple[float, int]]
              ) -> tuple[float, float, int]:
-    """Coarse thresholds over `values` (cht_lab.tuning.default_thresholds), then observed values around
+    """Coarse thresholds over `values` (cht_lab.tuning.sweep.default_thresholds), then observed values around
     the best, as cht_lab's best_threshold searches its own scores. `score(t)` -> (F1, detections);
     fills `results`; returns (best threshold, its F1, width of its best run)."""
     def evaluate(ths: np.ndarray) -> None:
@@ -468,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"PySceneDetect is not installed (pip install 'cht_lab[bench]'): {exc}")
         return 1
     print(f"PySceneDetect {psd_version} (OpenCV {cv_version}); cht_lab metric {DEFAULT_METRIC!r}; "
-          f"matching: cht_lab.tuning.match, ±{TOLERANCE} s")
+          f"matching: cht_lab.tuning.sweep.match, ±{TOLERANCE} s")
     rows: list[dict[str, Any]] = []
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cht_lab_accuracy_") as tmp:

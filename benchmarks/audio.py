@@ -32,9 +32,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from cht_lab.audio import decode_args, extract_audio  # noqa: E402
+from cht_lab.audio.extractor import decode_args, extract_audio  # noqa: E402
 from cht_lab.ffmpeg import find_ffmpeg, live_processes  # noqa: E402
-from cht_lab.index import SessionIndex  # noqa: E402
+from cht_lab.index.session_index import SessionIndex  # noqa: E402
 
 CACHE = REPO / "benchmarks" / ".cache"
 TARGET = 0.8

@@ -69,7 +69,7 @@ def dir_bytes(path: Path) -> int:
 
 
 def run(repeat: int, dense: bool) -> dict[str, float]:
-    from cht_lab.index import SessionIndex
+    from cht_lab.index.session_index import SessionIndex
 
     data = synthetic_hour(dense)
     raw_bytes = pa.table(data).nbytes

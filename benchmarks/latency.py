@@ -26,10 +26,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from cht_lab.detector import SceneDetector  # noqa: E402
+from cht_lab.detect.supervisor import SceneDetector  # noqa: E402
 from cht_lab.ffmpeg import find_ffmpeg, live_processes  # noqa: E402
-from cht_lab.index import SessionIndex  # noqa: E402
-from cht_lab.replay import replay  # noqa: E402
+from cht_lab.index.session_index import SessionIndex  # noqa: E402
+from cht_lab.tools.replay_server import replay  # noqa: E402
 
 CACHE = REPO / "benchmarks" / ".cache"
 TARGET_SCORE_P95 = 0.250

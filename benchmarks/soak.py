@@ -1,7 +1,7 @@
 """Soak: a long stretch of slides-like content replayed at 8x through a LiveSession.
 
 Does a session that runs for hours keep its memory and threads flat? A slides-like screen
-recording with speech-like audio (cht_lab.samples.render_screen_clip, rendered once into
+recording with speech-like audio (cht_lab.tools.samples.render.render_screen_clip, rendered once into
 benchmarks/.cache/) is looped by the replay server (growing fMP4 + scene.sock, like cht) at 8x
 real time until `--minutes` of content have been played; a LiveSession attached to the replayed
 session directory detects scenes from the socket and cuts audio from the growing recording.
@@ -31,9 +31,10 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from cht_lab import LiveSession, replay  # noqa: E402
+from cht_lab import LiveSession
+from cht_lab import replay  # noqa: E402
 from cht_lab.ffmpeg import live_processes  # noqa: E402
-from cht_lab.samples import render_screen_clip  # noqa: E402
+from cht_lab.tools.samples.render import render_screen_clip  # noqa: E402
 
 CACHE = REPO / "benchmarks" / ".cache"
 TARGET_RSS_GROWTH_MB = 50.0

@@ -3,11 +3,11 @@
     python benchmarks/throughput.py                 # 1080p30 and 2160p30, 60 s each, CPU backend
     python benchmarks/throughput.py --sizes 1080 --repeat 3 --backend auto
 
-Clips are rendered once (cht_lab.samples.render_screen_clip: slides-like screen content, H.264
+Clips are rendered once (cht_lab.tools.samples.render.render_screen_clip: slides-like screen content, H.264
 fMP4 like cht's recorder) and cached in benchmarks/.cache/. Each repeat times, back to back:
 
 - decode-only: `ffmpeg -i clip -map 0:v:0 -f null -` (the floor: every frame decoded, nothing else)
-- cht_lab:     cht_lab.analysis.score_recording(clip) (header + one decode + scale + scene score + metrics)
+- cht_lab:     cht_lab.detect.decode.score_recording(clip) (header + one decode + scale + scene score + metrics)
 - PySceneDetect: `scenedetect.detect(clip, ContentDetector())` with its defaults (OpenCV decode)
 
 Reported: frames per second (median of the repeats), the ratios cht_lab/decode-only (target >= 0.85)
@@ -49,7 +49,7 @@ def clip_path(height: int, duration: float, fps: int) -> tuple[Path, pd.DataFram
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.mp4")
     t0 = time.perf_counter()
     print(f"rendering {path.name} (once; cached in {CACHE}) ...", flush=True)
-    from cht_lab.samples import render_screen_clip
+    from cht_lab.tools.samples.render import render_screen_clip
 
     labels = render_screen_clip(tmp, width=w, height=h, fps=fps, duration=duration, seed=11, audio=True)
     labels.to_csv(labels_path, index=False)
@@ -83,7 +83,7 @@ def time_decode_only(path: Path) -> float:
 
 
 def time_cht_lab(path: Path, backend: str) -> tuple[float, pd.DataFrame]:
-    from cht_lab.analysis import score_recording
+    from cht_lab.detect.decode import score_recording
 
     t0 = time.perf_counter()
     df = score_recording(path, backend=backend)
@@ -91,8 +91,8 @@ def time_cht_lab(path: Path, backend: str) -> tuple[float, pd.DataFrame]:
 
 
 def cht_lab_captures(df: pd.DataFrame) -> list[float]:
-    from cht_lab.decision import select_scenes
-    from cht_lab.scoring import DEFAULT_METRIC, DEFAULT_THRESHOLDS
+    from cht_lab.detect.decision import select_scenes
+    from cht_lab.detect.scoring import DEFAULT_METRIC, DEFAULT_THRESHOLDS
 
     pos = select_scenes(df["ts"], df[DEFAULT_METRIC], DEFAULT_THRESHOLDS[DEFAULT_METRIC])
     return df["ts"].to_numpy()[pos].tolist()

@@ -69,8 +69,8 @@ def median_ms(fn, repeat: int) -> float:
 
 
 def run(repeat: int) -> dict[str, float]:
-    from cht_lab import tuning
-    from cht_lab.decision import DEFAULT_MIN_GAP, select_scenes
+    from cht_lab.tuning import sweep as tuning
+    from cht_lab.detect.decision import DEFAULT_MIN_GAP, select_scenes
 
     scores, labels = synthetic_hour()
     best = tuning.find_best(scores, labels, metric=METRIC)

@@ -35,7 +35,7 @@ ROWS = 3600 * FPS
 
 def synthetic_hours(hours: int = 1, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """Scores in [0, 1] like every cht_lab metric: noise near 0, 300 cuts per hour at 0.35–1."""
-    from cht_lab.scoring import DEFAULT_METRIC, METRICS
+    from cht_lab.detect.scoring import DEFAULT_METRIC, METRICS
 
     rows = ROWS * hours
     rng = np.random.default_rng(seed)
@@ -80,7 +80,7 @@ def naive_redraw(scores: pd.DataFrame, metric: str, threshold: float, detections
     """What a first version would do: a new Figure each time, every point, tight_layout, savefig."""
     from matplotlib.figure import Figure
 
-    from cht_lab.plotting import plot_scores
+    from cht_lab.panel.plotting import plot_scores
 
     fig = Figure(figsize=(9.6, 2.8), dpi=100)
     ax = fig.add_subplot(111)
@@ -93,7 +93,7 @@ def naive_redraw(scores: pd.DataFrame, metric: str, threshold: float, detections
 
 def build_session(root: Path, scores: pd.DataFrame, labels: pd.DataFrame) -> Path:
     """A session directory holding only an index with the hour of scores (and labels.csv)."""
-    from cht_lab.index import SessionIndex
+    from cht_lab.index.session_index import SessionIndex
 
     session_dir = root / "20240101_090000"
     session_dir.mkdir(parents=True)
@@ -112,10 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=7, help="redraws to time (median)")
     args = ap.parse_args(argv)
 
-    from cht_lab.decision import DEFAULT_MIN_GAP
+    from cht_lab.detect.decision import DEFAULT_MIN_GAP
     from cht_lab.session import open_session
-    from cht_lab.tuning import scenes
-    from cht_lab.widget_plot import ScorePlot
+    from cht_lab.tuning.sweep import scenes
+    from cht_lab.panel.plot import ScorePlot
 
     threshold = 0.3
     plot = ScorePlot()

@@ -10,10 +10,7 @@ The public API reads like the notebook::
         with cht_lab.LiveSession(server.session_dir) as live:
             live.panel()
 
-Names are imported lazily so `import cht_lab` (and the CLI's --version) stays fast, except
-`replay`: a function named like its module. Importing the submodule `cht_lab.replay` (anyone may)
-sets the package attribute to the module, shadowing a lazy name for good, so the function is
-bound eagerly here (~90 ms) and the submodule import cannot replace it afterwards.
+Names are imported lazily, so `import cht_lab` (and the CLI's --version) stays fast.
 """
 
 from __future__ import annotations
@@ -21,29 +18,27 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from cht_lab._version import __version__
 
 _EXPORTS = {
     "LiveSession": "live",
     "Session": "session",
     "open_session": "session",
-    "replay": "replay",
-    "Replay": "replay",
-    "sample_dir": "samples",
-    "SAMPLES": "samples",
-    "load_labels": "labels",
-    "LabelsError": "labels",
-    "evaluate_sessions": "tuning",
+    "replay": "tools.replay_server",
+    "Replay": "tools.replay_server",
+    "sample_dir": "tools.samples",
+    "SAMPLES": "tools.samples",
+    "load_labels": "tuning.labels",
+    "LabelsError": "tuning.labels",
+    "evaluate_sessions": "tuning.sweep",
     "MediaError": "ffmpeg",
     "FfmpegNotFoundError": "ffmpeg",
     "probe": "ffmpeg",
     "ffmpeg_info": "ffmpeg",
-    "IndexLockedError": "index",
+    "IndexLockedError": "index.session_index",
 }
 
 __all__ = ["__version__", *_EXPORTS]
-
-from .replay import Replay, replay  # noqa: E402,F401  (see the module docstring)
 
 
 def __getattr__(name: str) -> Any:

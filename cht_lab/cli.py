@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Sequence
 
-from . import __version__
+from cht_lab._version import __version__
 
 
 def _table(rows: dict[str, object]) -> str:
@@ -24,7 +24,7 @@ def _progress() -> bool:
 
 
 def cmd_samples(args: argparse.Namespace) -> int:
-    from .samples import generate
+    from cht_lab.tools.samples.render import generate
 
     paths = generate(root=args.out, names=args.names or None, force=args.force, progress=_progress())
     for p in paths:
@@ -33,7 +33,7 @@ def cmd_samples(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from cht_lab.tools.demo import run_demo
 
     print(f"cht-lab demo: replaying sample '{args.sample}' at {args.speed:g}x as a live cht session ...")
     result = run_demo(args.sample, speed=args.speed, out_dir=args.out, backend=args.backend,
@@ -46,7 +46,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .live import LiveSession
+    from cht_lab.live import LiveSession
 
     live = LiveSession(args.source, session_dir=args.session_dir, threshold=args.threshold,
                        backend=args.backend, audio=not args.no_audio, realtime=args.realtime)
@@ -71,7 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from .session import open_session
+    from cht_lab.session import open_session
 
     session = open_session(args.session)
     scores = session.score(backend=args.backend, progress=_progress(), force=args.force)
@@ -90,7 +90,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .session import open_session
+    from cht_lab.session import open_session
 
     session = open_session(args.session)
     out = args.out or f"{args.table}.{ 'csv' if args.format == 'csv' else 'parquet'}"
@@ -99,7 +99,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from .replay import replay
+    from cht_lab.tools.replay_server import replay
 
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -167,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from .ffmpeg import FfmpegNotFoundError, MediaError
+    from cht_lab.ffmpeg import FfmpegNotFoundError, MediaError
 
     try:
         return int(args.func(args) or 0)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from .ffmpeg import MediaError, probe
+from cht_lab.ffmpeg import MediaError, probe
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,11 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from . import __version__, layout
-from .decision import DEFAULT_MIN_GAP
-from .ffmpeg import MediaError, probe, video_packets
-from .index import SessionIndex
+from cht_lab import layout
+from cht_lab._version import __version__
+from cht_lab.detect.decision import DEFAULT_MIN_GAP
+from cht_lab.ffmpeg import MediaError, probe, video_packets
+from cht_lab.index.session_index import SessionIndex
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class LiveSession:
                  metric: str | None = None, min_gap: float = DEFAULT_MIN_GAP,
                  data_dir: str | os.PathLike[str] | None = None, realtime: bool = False,
                  end_after: float | None = None):
-        from .scoring import DEFAULT_METRIC, DEFAULT_THRESHOLDS
+        from cht_lab.detect.scoring import DEFAULT_METRIC, DEFAULT_THRESHOLDS
 
         self.source = source
         self.metric = metric or DEFAULT_METRIC
@@ -57,7 +58,7 @@ class LiveSession:
         self.end_after = end_after  # a cht socket gone this long ends the session (None: sources.SESSION_END_AFTER)
         self._cht_dir = Path(source).resolve() if _is_cht_session(source) else None
         if self._cht_dir is None:
-            from .sources import open_source
+            from cht_lab.sources.base import open_source
 
             open_source(source, realtime=realtime)  # a missing path fails here, before a session dir exists
         if session_dir is not None:
@@ -81,8 +82,8 @@ class LiveSession:
 
     def start(self) -> "LiveSession":
         """Start the workers; returns self so `LiveSession(...).start()` reads well."""
-        from .detector import SceneDetector
-        from .sources import open_source
+        from cht_lab.detect.supervisor import SceneDetector
+        from cht_lab.sources.base import open_source
 
         with self._lock:
             if self._state not in ("idle", "stopped"):
@@ -114,7 +115,7 @@ class LiveSession:
         return self
 
     def _make_audio_extractor(self) -> Any:
-        from .audio import AudioExtractor
+        from cht_lab.audio.extractor import AudioExtractor
 
         if self._cht_dir is not None:
             return AudioExtractor(self.session_dir, self._index, follow=True, on_chunk=self._emit_audio)
@@ -126,7 +127,7 @@ class LiveSession:
                 has_audio = False
             sources = None
             if has_audio:
-                from .audio import AudioSegment
+                from cht_lab.audio.extractor import AudioSegment
 
                 sources = [AudioSegment(src, 0.0, 0)]
             return AudioExtractor(self.session_dir, self._index, sources=sources or [], follow=False,
@@ -245,7 +246,7 @@ class LiveSession:
         the keyframe" wins. A followed recording keeps its own pts (offset = the segment's).
         Without a recording, runs follow each other by wall-clock time since the session started.
         """
-        from .sources import FollowSource
+        from cht_lab.sources.base import FollowSource
 
         src = detector.source
         if self._cht_dir is not None:
@@ -333,13 +334,13 @@ class LiveSession:
 
     @property
     def labels(self) -> pd.DataFrame | None:
-        from .labels import load_labels
+        from cht_lab.tuning.labels import load_labels
 
         path = (self._cht_dir or self.session_dir) / layout.LABELS_CSV
         return load_labels(path) if path.exists() else None
 
     def panel(self, **kwargs: Any) -> Any:
-        from .widget import LivePanel
+        from cht_lab.panel.session_panel import LivePanel
 
         return LivePanel(self, **kwargs)
 

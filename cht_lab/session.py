@@ -15,11 +15,13 @@ from typing import Any, Iterator
 
 import pandas as pd
 
-from . import __version__, layout, tuning
-from .decision import DEFAULT_MIN_GAP
-from .ffmpeg import MediaError, probe
-from .index import SessionIndex
-from .labels import load_labels
+from cht_lab import layout
+from cht_lab._version import __version__
+from cht_lab.tuning import sweep as tuning
+from cht_lab.detect.decision import DEFAULT_MIN_GAP
+from cht_lab.ffmpeg import MediaError, probe
+from cht_lab.index.session_index import SessionIndex
+from cht_lab.tuning.labels import load_labels
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,7 @@ class Session:
 
         Skipped (read-only) when a live writer holds the session.
         """
-        from .index import IndexLockedError
+        from cht_lab.index.session_index import IndexLockedError
 
         legacy = self.dir / layout.FRAMES_DIR / "index.json"
         try:
@@ -114,7 +116,8 @@ class Session:
 
     def score(self, backend: str = "auto", progress: bool = True, force: bool = False) -> pd.DataFrame:
         """Decode each segment once into the scores table; idempotent for unchanged segments."""
-        from . import analysis, scoring
+        from cht_lab.detect import decode as analysis
+        from cht_lab.detect import scoring
 
         if not self.segments:
             raise MediaError(self.dir, "no recordings found in stream/ to score")
@@ -153,7 +156,7 @@ class Session:
         return scores
 
     def _resolve(self, threshold: float | None, metric: str | None, min_gap: float | None) -> tuple[float, str, float]:
-        from .scoring import DEFAULT_METRIC, DEFAULT_THRESHOLDS
+        from cht_lab.detect.scoring import DEFAULT_METRIC, DEFAULT_THRESHOLDS
 
         metric = metric or self.metric or DEFAULT_METRIC
         if threshold is None:
@@ -172,7 +175,7 @@ class Session:
         """Write the JPEGs of `scenes()` into frames/ and the frames table (one decode per segment)."""
         from datetime import datetime, timezone
 
-        from .capture import capture_frames
+        from cht_lab.detect.capture import capture_frames
 
         threshold, metric, min_gap = self._resolve(threshold, metric, min_gap)
         wanted = self.scenes(threshold, metric, min_gap)
@@ -201,8 +204,8 @@ class Session:
         return self.frames()
 
     def extract_audio(self, **chunking: Any) -> pd.DataFrame:
-        """Cut the session's audio into pause-aware WAV chunks (see cht_lab.audio) and index them."""
-        from .audio import extract_audio
+        """Cut the session's audio into pause-aware WAV chunks (see cht_lab.audio.extractor) and index them."""
+        from cht_lab.audio.extractor import extract_audio
 
         with self._writer() as idx:
             extract_audio(self.dir, idx, **chunking)
@@ -240,7 +243,7 @@ class Session:
 
     def panel(self, **kwargs: Any) -> Any:
         """The interactive ipywidgets panel for this session."""
-        from .widget import SessionPanel
+        from cht_lab.panel.session_panel import SessionPanel
 
         return SessionPanel(self, **kwargs)
 

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from cht_lab.index import SessionIndex
+from cht_lab.index.session_index import SessionIndex
 
 BATCH = 30  # one second of scores at 30 fps
 

@@ -16,11 +16,11 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from cht_lab import layout
-from cht_lab.analysis import (AnalysisReader, BackendError, analysis_size, build_analysis_args, choose_backend,
+from cht_lab.detect.decode import (AnalysisReader, BackendError, analysis_size, build_analysis_args, choose_backend,
                               score_recording)
-from cht_lab.decision import DEFAULT_MIN_GAP, select_scenes
+from cht_lab.detect.decision import DEFAULT_MIN_GAP, select_scenes
 from cht_lab.ffmpeg import FfmpegProcess, MediaError, cuda_usable, find_ffmpeg, live_processes, probe
-from cht_lab.scoring import DEFAULT_METRIC, DEFAULT_THRESHOLDS, METRICS, PYTHON_METRICS
+from cht_lab.detect.scoring import DEFAULT_METRIC, DEFAULT_THRESHOLDS, METRICS, PYTHON_METRICS
 
 from conftest import make_clip
 
@@ -256,9 +256,9 @@ SAMPLE_NAMES = ("slides", "desktop", "coding", "twoseg")
 
 def _sample(name: str) -> Path:
     try:
-        from cht_lab.samples import SAMPLES, sample_dir
+        from cht_lab.tools.samples.render import SAMPLES, sample_dir
     except ImportError:
-        pytest.skip("cht_lab.samples is not available: the bundled labeled samples cannot be located")
+        pytest.skip("cht_lab.tools.samples.render is not available: the bundled labeled samples cannot be located")
     d = sample_dir(name, generate_missing=False)
     spec = SAMPLES[name]
     if not (d / layout.LABELS_CSV).is_file() or not all((d / layout.STREAM_DIR / f).is_file()

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cht_lab.audio import AudioExtractor, AudioSegment, extract_audio, find_audio_sources
-from cht_lab.chunking import Chunker, EnergyVad, find_cut, read_wav
+from cht_lab.audio.extractor import AudioExtractor, AudioSegment, extract_audio, find_audio_sources
+from cht_lab.audio.chunking import Chunker, EnergyVad, find_cut, read_wav
 from cht_lab.ffmpeg import FfmpegProcess, find_ffmpeg, live_processes
-from cht_lab.index import SessionIndex
+from cht_lab.index.session_index import SessionIndex
 from conftest import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -241,7 +241,7 @@ def test_truncated_audio_decodes_what_is_there_with_a_warning(session: Path, cap
     cut = session / "stream" / "audio.aac"
     data = full.read_bytes()
     cut.write_bytes(data[: len(data) * 2 // 3 + 7])  # mid-frame
-    caplog.set_level(logging.WARNING, logger="cht_lab.audio")
+    caplog.set_level(logging.WARNING, logger="cht_lab.audio.extractor")
     with SessionIndex(session, writer=True) as idx:
         df = extract_audio(session, idx, min_chunk=2.0, max_chunk=4.0)
     assert 5.0 < df["duration"].sum() < 7.0

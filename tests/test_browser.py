@@ -66,7 +66,7 @@ def _stop_server(proc: subprocess.Popen) -> None:
 def lab(tmp_path_factory: pytest.TempPathFactory):
     """A JupyterLab server on a free local port with a token, rooted in a temp dir holding the notebook."""
     _requirements()
-    from cht_lab.samples import ENV_VAR, sample_dir
+    from cht_lab.tools.samples.render import ENV_VAR, sample_dir
 
     work = tmp_path_factory.mktemp("lab")
     bundled = sample_dir("slides")  # the notebook works on a copy: it writes an index into the session

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cht_lab.capture import CaptureError, capture_frames, save_jpeg
+from cht_lab.detect.capture import CaptureError, capture_frames, save_jpeg
 from cht_lab.ffmpeg import MediaError, find_ffmpeg, live_processes
 
 from conftest import make_clip

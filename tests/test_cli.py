@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cht_lab.samples import sample_dir
+from cht_lab.tools.samples.render import sample_dir
 
 COMMANDS = ["demo", "samples", "run", "score", "export", "replay"]
 

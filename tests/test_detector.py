@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cht_lab import detector as detector_mod
-from cht_lab.detector import SceneDetector
+from cht_lab.detect import supervisor as detector_mod
+from cht_lab.detect.supervisor import SceneDetector
 from cht_lab.ffmpeg import FfmpegProcess, MediaError, find_ffmpeg, live_processes
-from cht_lab.index import SessionIndex
-from cht_lab.replay import replay
-from cht_lab.sources import FileSource, FollowSource, SocketSource, unix_address
+from cht_lab.index.session_index import SessionIndex
+from cht_lab.tools.replay_server import replay
+from cht_lab.sources.base import FileSource, FollowSource, SocketSource, unix_address
 from conftest import wait_for
 
 # consecutive looks differ strongly (ffmpeg scene score >= 0.6 at every cut, < 0.01 between cuts)
@@ -30,7 +30,7 @@ LOOKS = ["testsrc2", "smptebars", "color=c=navy", "testsrc", "color=c=0xe0d8c0",
 W, H, FPS = 320, 240, 30
 THRESHOLD = 0.3
 # ffmpeg's scene score peaks on the very frame of a cut, which makes "the captured frame is the
-# crossing frame" checkable; the screen-content metrics are cht_lab.scoring's business
+# crossing frame" checkable; the screen-content metrics are cht_lab.detect.scoring's business
 Detector = functools.partial(SceneDetector, metric="score")
 
 
@@ -361,7 +361,7 @@ def test_capture_now_and_lifecycle(cuts, session):
 
 
 def test_cht_session_directory_ends_when_its_server_is_gone(tmp_path, session, monkeypatch, cuts):
-    import cht_lab.sources as sources_mod
+    import cht_lab.sources.base as sources_mod
 
     monkeypatch.setattr(sources_mod, "SESSION_END_AFTER", 0.5)
     session_dir, idx = session

@@ -23,7 +23,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from cht_lab.index import (
+from cht_lab.index.session_index import (
     AUDIO_SCHEMA,
     FRAMES_SCHEMA,
     SCHEMA_VERSION,
@@ -185,7 +185,7 @@ def test_reader_process_view_only_grows_while_a_process_writes_and_compacts(sess
 def test_reader_thread_sees_growing_tables_through_live_compaction(session: Path, monkeypatch):
     """Each live compaction pauses right after its merged file is in place, before the parts it
     covers are deleted, until a reader has listed and read the table in that state."""
-    from cht_lab import index_store
+    from cht_lab.index import store as index_store
 
     window: queue.Queue[str] = queue.Queue()
     resume: queue.Queue[bool] = queue.Queue()
@@ -552,7 +552,7 @@ def test_a_corrupt_part_is_skipped_then_quarantined_and_temp_files_are_cleaned(s
                    frames_dir / f"part-{seq + 2:08d}.parquet")
     (frames_dir / f".part-{seq + 3:08d}.parquet.999.abcd.tmp").write_bytes(b"half")
 
-    with caplog.at_level(logging.WARNING, logger="cht_lab.index_store"):
+    with caplog.at_level(logging.WARNING, logger="cht_lab.index.store"):
         got = SessionIndex(session).frames()
     assert got["id"].tolist() == ["F0001", "F0002", "F0003"]
     assert f"part-{seq + 1:08d}.parquet" in caplog.text

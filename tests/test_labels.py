@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cht_lab.labels import LabelsError, as_labels, load_labels
-from cht_lab.samples import SAMPLES, sample_dir
+from cht_lab.tuning.labels import LabelsError, as_labels, load_labels
+from cht_lab.tools.samples.render import SAMPLES, sample_dir
 
 COLUMNS = ["time", "end", "kind", "note"]
 

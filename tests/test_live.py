@@ -15,11 +15,11 @@ import pytest
 
 from cht_lab import layout
 from cht_lab.ffmpeg import find_ffmpeg, live_processes, probe
-from cht_lab.labels import load_labels
+from cht_lab.tuning.labels import load_labels
 from cht_lab.live import LiveSession
-from cht_lab.replay import replay
-from cht_lab.samples import SAMPLES, sample_dir
-from cht_lab.tuning import match
+from cht_lab.tools.replay_server import replay
+from cht_lab.tools.samples.render import SAMPLES, sample_dir
+from cht_lab.tuning.sweep import match
 from conftest import wait_for
 
 SPEED = 10

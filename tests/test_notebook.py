@@ -53,7 +53,7 @@ def test_committed_notebook_has_no_outputs():
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory: pytest.TempPathFactory):
     """Run the notebook headless in a fresh kernel; sessions and replays go into a temp dir."""
-    from cht_lab.samples import ENV_VAR, sample_dir
+    from cht_lab.tools.samples.render import ENV_VAR, sample_dir
 
     work = tmp_path_factory.mktemp("notebook")
     nb = nbformat.read(NOTEBOOK, as_version=4)

@@ -16,7 +16,7 @@ import pytest
 
 from cht_lab import layout
 from cht_lab.ffmpeg import MediaError, find_ffmpeg, live_processes, probe
-from cht_lab.replay import AnnexBScanner, StreamServer, replay
+from cht_lab.tools.replay_server import AnnexBScanner, StreamServer, replay
 from conftest import make_clip, wait_for
 
 
@@ -179,7 +179,7 @@ def test_stream_server_socket_is_private_and_removed(tmp_path):
 
 def test_replay_of_the_bundled_recorder_restart_sample(tmp_path):
     """`twoseg`: two video-only segments with a gap and a standalone audio.aac, replayed as cht would record it."""
-    from cht_lab.samples import sample_dir
+    from cht_lab.tools.samples.render import sample_dir
 
     src = sample_dir("twoseg", generate_missing=False)
     if not layout.recordings(src):
@@ -202,7 +202,7 @@ def test_replay_of_the_bundled_recorder_restart_sample(tmp_path):
 
 def test_public_replay_is_the_function_even_after_its_module_is_imported():
     # a lazily exported name that equals a submodule's name would be shadowed by the module
-    code = ("import cht_lab.replay, cht_lab.live, cht_lab.session\n"
+    code = ("import cht_lab.tools.replay_server, cht_lab.live, cht_lab.session\n"
             "from cht_lab import replay, Replay, LiveSession, open_session\n"
             "import inspect\n"
             "assert inspect.isfunction(replay) and inspect.isclass(Replay), (replay, Replay)\n"

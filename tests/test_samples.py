@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cht_lab import layout, samples
+from cht_lab import layout
+from cht_lab.tools.samples import render as samples
 from cht_lab.ffmpeg import FfmpegProcess, find_ffmpeg, live_processes, probe
-from cht_lab.samples import SAMPLES, SampleError, SampleSpec
+from cht_lab.tools.samples.render import SAMPLES, SampleError, SampleSpec
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data" / "samples"

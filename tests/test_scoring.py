@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cht_lab.decision import DEFAULT_MIN_GAP, select_scenes
-from cht_lab.scoring import (DEFAULT_METRIC, DEFAULT_THRESHOLDS, METRICS, PYTHON_METRICS, FrameScorer, ScoringError,
+from cht_lab.detect.decision import DEFAULT_MIN_GAP, select_scenes
+from cht_lab.detect.scoring import (DEFAULT_METRIC, DEFAULT_THRESHOLDS, METRICS, PYTHON_METRICS, FrameScorer, ScoringError,
                              score_frames)
 
 H, W, FPS = 180, 320, 30.0

@@ -14,10 +14,10 @@ import pytest
 
 from cht_lab import layout
 from cht_lab.ffmpeg import MediaError
-from cht_lab.index import SessionIndex
+from cht_lab.index.session_index import SessionIndex
 from cht_lab.live import LiveSession
-from cht_lab.replay import replay
-from cht_lab.samples import sample_dir
+from cht_lab.tools.replay_server import replay
+from cht_lab.tools.samples.render import sample_dir
 from cht_lab.session import open_session
 from conftest import wait_for
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cht_lab.ffmpeg import FfmpegProcess, MediaError, find_ffmpeg, live_processes
-from cht_lab.sources import (SESSION_END_AFTER, FileSource, FollowSource, SocketSource, UrlSource, open_source,
+from cht_lab.sources.base import (SESSION_END_AFTER, FileSource, FollowSource, SocketSource, UrlSource, open_source,
                              unix_address)
 from conftest import make_clip
 

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cht_lab import tuning
-from cht_lab.decision import ThresholdDecider
-from cht_lab.tuning import TuningError, match
+from cht_lab.tuning import sweep as tuning
+from cht_lab.detect.decision import ThresholdDecider
+from cht_lab.tuning.sweep import TuningError, match
 
 FPS = 30
 

@@ -196,7 +196,7 @@ def test_export_writes_a_readable_frame_index(panel, session):
 
 
 def test_export_rejects_an_unknown_format(panel):
-    from cht_lab.widget import PanelError
+    from cht_lab.panel.session_panel import PanelError
 
     with pytest.raises(PanelError, match="xlsx"):
         panel.export("xlsx")
@@ -213,7 +213,7 @@ def test_audio_chunks_play_in_the_panel(panel, session):
 
 
 def test_score_plot_of_one_hour_redraws():
-    from cht_lab.widget_plot import ScorePlot
+    from cht_lab.panel.plot import ScorePlot
 
     n = 108_000
     rng = np.random.default_rng(7)
@@ -250,7 +250,7 @@ def _pixels(png: bytes) -> bytes:
 
 
 def test_updates_from_many_threads_are_coalesced_and_none_is_lost():
-    from cht_lab.widget_sync import UiUpdater
+    from cht_lab.panel.sync import UiUpdater
 
     applied: list[set[str]] = []
     u = UiUpdater(lambda parts: applied.append(set(parts)), interval=0.05)
@@ -276,7 +276,7 @@ def test_updates_from_many_threads_are_coalesced_and_none_is_lost():
 
 def test_updates_from_threads_run_on_the_event_loop_thread():
     """In a kernel the panel is made on the loop thread; workers' updates must land there too."""
-    from cht_lab.widget_sync import UiUpdater
+    from cht_lab.panel.sync import UiUpdater
 
     async def main() -> tuple[set[int], set[str], int, dict]:
         loop_thread = threading.get_ident()
@@ -306,7 +306,7 @@ def test_updates_from_threads_run_on_the_event_loop_thread():
 
 
 def test_a_failing_update_is_reported_not_raised_into_the_worker():
-    from cht_lab.widget_sync import UiUpdater
+    from cht_lab.panel.sync import UiUpdater
 
     errors: list[BaseException] = []
 

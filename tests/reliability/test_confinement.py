@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from cht_lab import LiveSession, open_session, replay
-from cht_lab.index import IndexSchemaError, SessionIndex
+from cht_lab import LiveSession, open_session
+from cht_lab import replay
+from cht_lab.index.session_index import IndexSchemaError, SessionIndex
 
 from .conftest import encode
 

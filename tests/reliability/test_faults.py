@@ -14,8 +14,9 @@ import numpy as np
 import psutil
 import pytest
 
-from cht_lab import LiveSession, replay
-from cht_lab.index import SessionIndex
+from cht_lab import LiveSession
+from cht_lab import replay
+from cht_lab.index.session_index import SessionIndex
 
 from .conftest import encode, wait_for
 
@@ -113,7 +114,7 @@ FILL_CHILD = textwrap.dedent("""
     import json, os, resource, signal, sys, time
     from pathlib import Path
     from cht_lab import LiveSession
-    from cht_lab.index import SessionIndex
+    from cht_lab.index.session_index import SessionIndex
     clip, session_dir, mode = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
     s = LiveSession(clip, session_dir=session_dir, realtime=True, threshold=0.0, min_gap=0.3).start()
     def wait_for(cond, timeout):

@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .decision import DEFAULT_MIN_GAP
-from .widget_base import (
+from cht_lab.detect.decision import DEFAULT_MIN_GAP
+from cht_lab.panel.base import (
     ALL_PARTS,
     PanelError,
     _Panel,
@@ -42,9 +42,9 @@ from .widget_base import (
     metric_columns,
     slider_range,
 )
-from .widget_gallery import format_time
-from .widget_live import LivePanel
-from .widget_thumbs import Tile
+from cht_lab.panel.gallery import format_time
+from cht_lab.panel.live_panel import LivePanel
+from cht_lab.panel.thumbs import Tile
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class SessionPanel(_Panel):
                          max_thumbs=max_thumbs, interval=interval, plot_width=plot_width)
 
     def _load(self) -> None:
-        from .scoring import DEFAULT_METRIC
+        from cht_lab.detect.scoring import DEFAULT_METRIC
 
         s = self.session
         self._scores = s.scores()
@@ -128,7 +128,7 @@ class SessionPanel(_Panel):
         self.session.metric, self.session.threshold = self._metric, self._threshold
 
     def _detections(self) -> pd.DataFrame:
-        from . import tuning
+        from cht_lab.tuning import sweep as tuning
 
         if self._scores.empty or self._metric not in self._scores:
             return self._scores.iloc[:0]

@@ -15,7 +15,7 @@ the same dark theme barely move it. The metrics here work on a grid of blocks in
   picture, so each gives one peak (a 1 s cross-fade gives one capture, of the finished picture),
   while typing and the cursor only ever add a block or two between resting frames.
 
-Which frames are captured is decided elsewhere (`cht_lab.decision`: score >= threshold, min_gap).
+Which frames are captured is decided elsewhere (`cht_lab.detect.decision`: score >= threshold, min_gap).
 
 Metric columns (all in [0, 1]; "score" is filled from ffmpeg, not here):
 

@@ -1,6 +1,6 @@
 """What the recorded and the live panel share: the widgets, the update path, tuning, audio, export.
 
-`cht_lab.widget` documents the panel; this module holds its common half so that `SessionPanel`
+`cht_lab.panel.session_panel` documents the panel; this module holds its common half so that `SessionPanel`
 (widget.py) and `LivePanel` (widget_live.py) only say where their data comes from.
 """
 
@@ -18,10 +18,10 @@ import ipywidgets as widgets
 import numpy as np
 import pandas as pd
 
-from .widget_gallery import Gallery, format_time
-from .widget_plot import ScorePlot, TuningPlot
-from .widget_sync import UiUpdater
-from .widget_thumbs import CACHE_DIR, Thumbnails, Tile
+from cht_lab.panel.gallery import Gallery, format_time
+from cht_lab.panel.plot import ScorePlot, TuningPlot
+from cht_lab.panel.sync import UiUpdater
+from cht_lab.panel.thumbs import CACHE_DIR, Thumbnails, Tile
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,8 @@ _DETECTION_PARTS = frozenset({"threshold", "scores", "frames"})
 
 def metric_columns(scores: pd.DataFrame) -> list[str]:
     """The metrics stored in a scores table, in scoring.METRICS order (any numeric column as fallback)."""
-    from .scoring import METRICS
-    from .tuning import metric_columns as numeric_columns
+    from cht_lab.detect.scoring import METRICS
+    from cht_lab.tuning.sweep import metric_columns as numeric_columns
 
     known = [m for m in METRICS if m in scores.columns]
     return known or numeric_columns(scores)
@@ -47,7 +47,7 @@ def metric_columns(scores: pd.DataFrame) -> list[str]:
 
 def default_threshold(metric: str, values: np.ndarray | None = None) -> float:
     """The metric's documented default; for an unknown metric, a high quantile of its values."""
-    from .scoring import DEFAULT_THRESHOLDS
+    from cht_lab.detect.scoring import DEFAULT_THRESHOLDS
 
     if metric in DEFAULT_THRESHOLDS:
         return float(DEFAULT_THRESHOLDS[metric])
@@ -311,7 +311,7 @@ class _Panel:
         if self._scores.empty or self._metric not in self._scores:
             self.tuning_info.value = "<i>no scores yet</i>"
             return
-        from . import tuning
+        from cht_lab.tuning import sweep as tuning
 
         cached = self._tuning_cache.get(self._metric)
         stale = cached is None or (self.kind == "live" and time.monotonic() - self._tuning_at > LIVE_TUNING_INTERVAL)

@@ -24,9 +24,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
-from . import layout
-from .ffmpeg import FfmpegProcess, MediaError, probe
-from .sources import AnnexBScanner, NalUnit, starts_access_unit, unix_address
+from cht_lab import layout
+from cht_lab.ffmpeg import FfmpegProcess, MediaError, probe
+from cht_lab.sources.base import AnnexBScanner, NalUnit, starts_access_unit, unix_address
 
 log = logging.getLogger(__name__)
 

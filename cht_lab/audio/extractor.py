@@ -9,7 +9,7 @@ Why it looks like this (the seed polled the growing file and cut `-ss/-t` pieces
 gaps and overlaps at codec-frame boundaries and lost the audio after the last poll):
 
 * **One continuous decode per source segment** (ffmpeg → raw s16le PCM on a pipe), chunked in
-  Python by sample count (`cht_lab.chunking`). Chunks tile the timeline to the sample: chunk i
+  Python by sample count (`cht_lab.audio.chunking`). Chunks tile the timeline to the sample: chunk i
   starts at `offset + samples_before / sample_rate`, and the chunks of a segment concatenated are
   exactly what one full decode of it gives with the same settings.
 * **Sample 0 is pts 0.** The decode uses `aresample=first_pts=0`, so audio that starts after the
@@ -47,10 +47,10 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from . import layout
-from .chunking import Chunker, EnergyVad, _fsync_dir, write_wav
-from .ffmpeg import FfmpegProcess, MediaError
-from .follow import FileReplacedError, tail_file
+from cht_lab import layout
+from cht_lab.audio.chunking import Chunker, EnergyVad, _fsync_dir, write_wav
+from cht_lab.ffmpeg import FfmpegProcess, MediaError
+from cht_lab.sources.follow import FileReplacedError, tail_file
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ def _probe_has_audio(path: Path, timeout: float = 20.0) -> bool | None:
     Only the header is read (`ffmpeg -i FILE` lists the streams and stops): milliseconds even for
     an hour-long recording, where a full `probe()` walks every packet.
     """
-    from .ffmpeg import find_ffmpeg
+    from cht_lab.ffmpeg import find_ffmpeg
 
     try:
         if path.stat().st_size == 0:
@@ -201,7 +201,7 @@ def decode_args(input_path: str | os.PathLike[str] | None, *, sample_rate: int =
 def decode_pcm(path: str | os.PathLike[str], *, sample_rate: int = 16000, channels: int = 1,
                timeout: float = 120.0) -> np.ndarray:
     """The whole audio of `path` decoded exactly as the extractor decodes it: int16, (n, channels)."""
-    from .ffmpeg import run_ffmpeg
+    from cht_lab.ffmpeg import run_ffmpeg
 
     args = decode_args(path, sample_rate=sample_rate, channels=channels)[4:]  # run_ffmpeg adds its own flags
     res = run_ffmpeg(args, timeout=timeout, path=path)

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import ipywidgets as widgets
 
-from .widget_thumbs import THUMB_WIDTH, Thumbnails, Tile
+from cht_lab.panel.thumbs import THUMB_WIDTH, Thumbnails, Tile
 
 log = logging.getLogger(__name__)
 

@@ -2,9 +2,9 @@
 
 Nothing here decodes video: every question is answered from the scores table (one row per
 decoded frame: segment, frame_index, pts, ts, score + float metric columns) and the capture rule
-of `cht_lab.decision.select_scenes`, the same rule the live detector applies frame by frame, so a
+of `cht_lab.detect.decision.select_scenes`, the same rule the live detector applies frame by frame, so a
 threshold tuned here captures the same frames live. `metric=None` means the engine's default
-metric (`cht_lab.scoring.DEFAULT_METRIC`, re-exported here), the one `Session` and the live
+metric (`cht_lab.detect.scoring.DEFAULT_METRIC`, re-exported here), the one `Session` and the live
 detector use.
 
 Matching follows the TRECVID shot-boundary convention: detections and labeled events are paired
@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .decision import DEFAULT_MIN_GAP, select_scenes
-from .labels import as_labels
-from .scoring import DEFAULT_METRIC
+from cht_lab.detect.decision import DEFAULT_MIN_GAP, select_scenes
+from cht_lab.tuning.labels import as_labels
+from cht_lab.detect.scoring import DEFAULT_METRIC
 
 log = logging.getLogger(__name__)
 

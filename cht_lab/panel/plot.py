@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .plotting import plot_scores, update_scores, update_threshold
+from cht_lab.panel.plotting import plot_scores, update_scores, update_threshold
 
 _DPI = 100
 
@@ -43,7 +43,7 @@ class _Figure:
 
 
 class ScorePlot(_Figure):
-    """Score vs time with threshold, detections and labels — `cht_lab.plotting.plot_scores`, as PNG."""
+    """Score vs time with threshold, detections and labels — `cht_lab.panel.plotting.plot_scores`, as PNG."""
 
     def __init__(self, width_px: int = 960, height_px: int = 280):
         super().__init__(width_px, height_px)

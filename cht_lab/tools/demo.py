@@ -33,12 +33,12 @@ def run_demo(sample: str = "slides", speed: float = 2.0, out_dir: str | os.PathL
 
     `progress`: a tqdm bar over the sample's media seconds (for a terminal).
     """
-    from .live import LiveSession
-    from .plotting import save_score_plot
-    from .replay import replay
-    from .samples import sample_dir
-    from .session import open_session
-    from .tuning import match
+    from cht_lab.live import LiveSession
+    from cht_lab.panel.plotting import save_score_plot
+    from cht_lab.tools.replay_server import replay
+    from cht_lab.tools.samples.render import sample_dir
+    from cht_lab.session import open_session
+    from cht_lab.tuning.sweep import match
 
     source = sample_dir(sample)
     labels = open_session(source).labels
@@ -100,8 +100,8 @@ def run_demo(sample: str = "slides", speed: float = 2.0, out_dir: str | os.PathL
 def _bar(source: Path, sample: str) -> Any:
     from tqdm.auto import tqdm
 
-    from .layout import discover_segments
-    from .ffmpeg import probe
+    from cht_lab.layout import discover_segments
+    from cht_lab.ffmpeg import probe
 
     segments = discover_segments(source)
     total = segments[-1].offset + probe(segments[-1].path).duration if segments else 0.0

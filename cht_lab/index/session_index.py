@@ -45,9 +45,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import __version__
-from .index_legacy import LegacyIndexError, load_legacy_rows, session_relative
-from .index_schema import (
+from cht_lab._version import __version__
+from cht_lab.index.legacy import LegacyIndexError, load_legacy_rows, session_relative
+from cht_lab.index.schema import (
     AUDIO_SCHEMA,
     CHUNK_ID_RE,
     FRAME_ID_RE,
@@ -64,7 +64,7 @@ from .index_schema import (
     to_pandas,
     unsafe_id,
 )
-from .index_store import (
+from cht_lab.index.store import (
     QUARANTINE_DIR,
     DataFile,
     TableStore,
@@ -562,7 +562,7 @@ class SessionIndex:
     # ================================================================== metadata
 
     def _default_metadata(self) -> dict[str, Any]:
-        from .layout import parse_start_time
+        from cht_lab.layout import parse_start_time
 
         start = parse_start_time(self.session_dir.name)
         return {"session_id": self.session_dir.name, "start_time": start.isoformat() if start else None,
@@ -602,7 +602,7 @@ class SessionIndex:
     def _named_segments(self) -> dict[str, Any]:
         """{"segments": [...]} from stream/ when every recording is named by its start time (no
         probing needed); {} otherwise, leaving what a Session stored (it probes) alone."""
-        from .layout import parse_start_time, recordings
+        from cht_lab.layout import parse_start_time, recordings
 
         start = parse_start_time(self.session_dir.name)
         files = recordings(self.session_dir)
@@ -735,7 +735,7 @@ def _now_iso() -> str:
 
 
 def _json_default(value: Any) -> Any:
-    from .index_store import _json_default as default
+    from cht_lab.index.store import _json_default as default
 
     return default(value)
 

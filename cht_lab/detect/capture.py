@@ -4,7 +4,7 @@ Recorded files are seekable, so offline capture does not carry full-res frames t
 scoring decode (that would cost bandwidth for every frame); it decodes once more, keeps only the
 wanted frame numbers (`select` by `n`, the same numbering as the scores' frame_index) and writes
 each as a JPEG with Pillow. Live capture takes its frames from the analysis decode itself
-(cht_lab.analysis full-res output) and uses `save_jpeg` here for the atomic write.
+(cht_lab.detect.decode full-res output) and uses `save_jpeg` here for the atomic write.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from .ffmpeg import FfmpegProcess, MediaError, find_ffmpeg
+from cht_lab.ffmpeg import FfmpegProcess, MediaError, find_ffmpeg
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def capture_frames(path: str | os.PathLike[str], frame_indices: Sequence[int], o
         raise CaptureError(f"frame numbers must be >= 0 (got {min(idx)})")
     if len(set(outs)) != len(outs):
         raise CaptureError("output paths must be distinct")
-    from .analysis import probe_video
+    from cht_lab.detect.decode import probe_video
 
     info = probe_video(p)
     wanted = sorted(set(idx))
@@ -171,7 +171,7 @@ def capture_frames(path: str | os.PathLike[str], frame_indices: Sequence[int], o
             raise MediaError(p, f"capturing did not finish within {timeout:.0f} s") from exc
         if k < len(wanted):
             if rc not in (0, None):
-                from .analysis import diagnose
+                from cht_lab.detect.decode import diagnose
 
                 raise MediaError(p, f"capture failed: {diagnose(proc, str(p))}")
             raise MediaError(p, f"frame(s) {wanted[k:][:10]} are past the end of the recording "

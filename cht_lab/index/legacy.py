@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from .index_schema import unsafe_id
+from cht_lab.index.schema import unsafe_id
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class _Timeline:
         self.segments: list[Any] = []
         self._fps: dict[int, float | None] = {}
         try:
-            from .layout import discover_segments
+            from cht_lab.layout import discover_segments
 
             self.segments = sorted(discover_segments(session_dir), key=lambda s: s.offset)
         except Exception as exc:  # no recordings, unreadable ones: frames keep unknown placement
@@ -104,7 +104,7 @@ class _Timeline:
     def fps(self, seg: Any) -> float | None:
         if seg.index not in self._fps:
             try:
-                from .ffmpeg import probe
+                from cht_lab.ffmpeg import probe
 
                 video = probe(seg.path).video
                 self._fps[seg.index] = float(video.fps) if video is not None and video.fps else None
@@ -142,7 +142,7 @@ def _jpeg_facts(path: Path) -> tuple[int, int, int]:
 
 def load_legacy_rows(json_path: Path, session_dir: Path) -> list[dict[str, Any]]:
     """Rows for the frames table from cht's index.json (raises LegacyIndexError on bad input)."""
-    from .layout import parse_start_time
+    from cht_lab.layout import parse_start_time
 
     try:
         text = json_path.read_text(encoding="utf-8")

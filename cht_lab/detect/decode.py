@@ -51,7 +51,7 @@ from typing import IO, Any, Callable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from .ffmpeg import FfmpegProcess, MediaError, cuda_usable, find_ffmpeg, probe
+from cht_lab.ffmpeg import FfmpegProcess, MediaError, cuda_usable, find_ffmpeg, probe
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +261,7 @@ def _use_zscale() -> bool:
         return True
     if SCALER != "auto":
         return False
-    from .ffmpeg import ffmpeg_info
+    from cht_lab.ffmpeg import ffmpeg_info
 
     return "zscale" in ffmpeg_info().filters
 
@@ -807,7 +807,7 @@ def score_recording(path: str | os.PathLike[str], *, backend: str = "auto", segm
     fragment).
     Raises MediaError naming the file for missing / unreadable / video-less input.
     """
-    from .scoring import PYTHON_METRICS, FrameScorer
+    from cht_lab.detect.scoring import PYTHON_METRICS, FrameScorer
 
     p = Path(path)
     v = video_header(p)

@@ -15,10 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-from .decision import DEFAULT_MIN_GAP
-from .widget_base import _Panel, fmt_value
-from .widget_plot import detections_frame
-from .widget_thumbs import Tile
+from cht_lab.detect.decision import DEFAULT_MIN_GAP
+from cht_lab.panel.base import _Panel, fmt_value
+from cht_lab.panel.plot import detections_frame
+from cht_lab.panel.thumbs import Tile
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .index_schema import TableSpec, concat, normalize, sort_table
+from cht_lab.index.schema import TableSpec, concat, normalize, sort_table
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """SceneDetector: score every frame of a live source, capture the frames that cross the threshold.
 
-One worker thread, one ffmpeg process per run (cht_lab.analysis: one decode gives small gray
+One worker thread, one ffmpeg process per run (cht_lab.detect.decode: one decode gives small gray
 analysis frames with pts and ffmpeg's scene score for every frame, plus the same frames at full
-resolution, kept only briefly). Python scores each frame (cht_lab.scoring), decides with the
-shared capture rule (cht_lab.decision) and writes:
+resolution, kept only briefly). Python scores each frame (cht_lab.detect.scoring), decides with the
+shared capture rule (cht_lab.detect.decision) and writes:
 
     score rows  -> index.append_scores (buffered by the index)
     a capture   -> frames/<id>.jpg (atomic) -> index.append_frames (durable) -> on_frames callbacks
@@ -33,13 +33,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import layout
-from .analysis import AnalysisReader, FullFrame, build_analysis_args, choose_backend
-from .capture import save_jpeg
-from .decision import DEFAULT_MIN_GAP, ThresholdDecider
-from .ffmpeg import MediaError
-from .scoring import DEFAULT_METRIC, DEFAULT_THRESHOLDS, METRICS, PYTHON_METRICS, FrameScorer
-from .sources import FollowSource, SocketSource, Source, VideoFormat, open_source
+from cht_lab import layout
+from cht_lab.detect.decode import AnalysisReader, FullFrame, build_analysis_args, choose_backend
+from cht_lab.detect.capture import save_jpeg
+from cht_lab.detect.decision import DEFAULT_MIN_GAP, ThresholdDecider
+from cht_lab.ffmpeg import MediaError
+from cht_lab.detect.scoring import DEFAULT_METRIC, DEFAULT_THRESHOLDS, METRICS, PYTHON_METRICS, FrameScorer
+from cht_lab.sources.base import FollowSource, SocketSource, Source, VideoFormat, open_source
 
 log = logging.getLogger(__name__)
 

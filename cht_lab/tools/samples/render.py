@@ -40,8 +40,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
-from .ffmpeg import FfmpegProcess, MediaError, find_ffmpeg
-from .layout import AUDIO_AAC, LABELS_CSV, STREAM_DIR, TIME_FORMAT
+from cht_lab.ffmpeg import FfmpegProcess, MediaError, find_ffmpeg
+from cht_lab.layout import AUDIO_AAC, LABELS_CSV, STREAM_DIR, TIME_FORMAT
 
 log = logging.getLogger(__name__)
 

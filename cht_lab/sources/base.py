@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
-from . import layout
-from .ffmpeg import MediaError, probe, run_ffmpeg
-from .follow import FileReplacedError, pump, tail_file
+from cht_lab import layout
+from cht_lab.ffmpeg import MediaError, probe, run_ffmpeg
+from cht_lab.sources.follow import FileReplacedError, pump, tail_file
 
 log = logging.getLogger(__name__)
 

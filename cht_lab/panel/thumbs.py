@@ -2,7 +2,7 @@
 
 A recorded session's frames at some threshold have usually never been extracted, so the JPEGs
 are captured on demand — one ffmpeg decode per segment for the whole batch, through
-`cht_lab.capture.capture_frames` — into `<session>/.cache/thumbs/`, full resolution (for the
+`cht_lab.detect.capture.capture_frames` — into `<session>/.cache/thumbs/`, full resolution (for the
 enlarged view) plus a small thumbnail. Captured frames (frames/F0001.jpg, recorded or live) only
 need the thumbnail. The worker handles the newest request only: moving the slider five times
 while a batch decodes costs one more batch, not five.
@@ -198,7 +198,7 @@ class Thumbnails:
 
     def _capture(self, by_segment: dict[int, list[Tile]]) -> None:
         """One decode per segment for all of its missing frames, full resolution, into the cache."""
-        from .capture import capture_frames
+        from cht_lab.detect.capture import capture_frames
 
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         for seg, tiles in sorted(by_segment.items()):

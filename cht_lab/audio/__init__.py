@@ -1,0 +1,1 @@
+"""Audio: follow a recording's AAC track and cut it into pause-aware WAV chunks."""

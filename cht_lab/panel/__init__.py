@@ -1,0 +1,1 @@
+"""The ipywidgets panels: thumbnails, threshold, score plot and tabs for a recorded or live session."""

@@ -1,0 +1,1 @@
+"""Tuning against ground truth: labels, matching, threshold sweeps."""
