@@ -8,6 +8,7 @@ from the growing recording (or `audio.aac`), frames and chunks into the same dir
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -184,6 +185,11 @@ class LiveSession:
             audio.idle_timeout = AUDIO_END_IDLE  # the session is over: no recording grows any more
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         return bool(audio.join(left))
+
+    async def wait_async(self, timeout: float | None = None) -> bool:
+        """`await live.wait_async()` in a notebook: like wait(), but the kernel keeps serving the panel."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self.wait, timeout)
 
     # ------------------------------------------------------------------ control
 
