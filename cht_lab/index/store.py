@@ -9,8 +9,8 @@ Naming is the whole protocol. Every write takes the next sequence number of its 
     .part-00000044.parquet.<pid>.<random>.tmp   being written (dot-prefixed, not *.parquet: pyarrow,
                                        DuckDB and Polars globs skip it)
 
-A file is written under its temporary name, fsynced, renamed into place and the directory fsynced,
-so a visible file is always complete. Compaction writes the merged file first and deletes what it
+A file is written under its temporary name, fsynced, renamed into place and the directory fsynced
+(`cht_lab.atomic.write_atomic`), so a visible file is always complete. Compaction writes the merged file first and deletes what it
 covers afterwards; for a moment both exist, and a reader keeps only files not contained in another
 file's range (the "maximal" ones). Compactions always merge a run of maximal files that ends at the
 newest one, so ranges are nested or disjoint and the maximal files of a complete listing cover
@@ -23,17 +23,12 @@ deleted by a concurrent compaction after it was opened still reads in full.
 
 from __future__ import annotations
 
-import dataclasses
-import errno
-import json
 import logging
 import os
 import re
-import secrets
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,12 +37,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cht_lab.atomic import fsync_dir, is_temp, write_atomic
 from cht_lab.index.schema import TableSpec, concat, normalize, sort_table
 
 log = logging.getLogger(__name__)
 
 _NAME_RE = re.compile(r"^(?:part-(?P<seq>\d+)|compact-(?P<lo>\d+)-(?P<hi>\d+))\.parquet$")
-TMP_SUFFIX = ".tmp"
 QUARANTINE_DIR = "quarantine"
 COMPRESSION = "zstd"
 COMPRESSION_LEVEL = 6
@@ -115,86 +110,12 @@ def contiguous(chosen: list[DataFile]) -> bool:
     return chosen[0].lo == 1 and all(b.lo == a.hi + 1 for a, b in zip(chosen, chosen[1:]))
 
 
-def is_temp(name: str) -> bool:
-    return name.startswith(".") and name.endswith(TMP_SUFFIX)
-
-
-def temp_path(final: Path) -> Path:
-    return final.with_name(f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}{TMP_SUFFIX}")
-
-
-# ----------------------------------------------------------------------------- atomic writes
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(final: Path, write: Callable[[Any], None], *, binary: bool = True, replace: bool = True) -> None:
-    """Write `final` via a temporary sibling: write, fsync, rename, fsync the directory.
-
-    With replace=False an existing `final` is an error (a part name must never be overwritten).
-    """
-    tmp = temp_path(final)
-    try:
-        with open(tmp, "xb" if binary else "x", **({} if binary else {"encoding": "utf-8", "newline": ""})) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        if replace:
-            os.replace(tmp, final)
-        else:
-            _link_or_rename(tmp, final)
-        fsync_dir(final.parent)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _link_or_rename(tmp: Path, final: Path) -> None:
-    """Move tmp to final, failing if final exists (link does that atomically; where a file system
-    has no hard links, names are unique by construction and a checked rename does)."""
-    try:
-        os.link(tmp, final)
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
-            raise
-        if final.exists():
-            raise FileExistsError(errno.EEXIST, "refusing to overwrite", str(final)) from None
-        os.rename(tmp, final)
-        return
-    os.unlink(tmp)
-
-
-def write_json_atomic(final: Path, data: Any) -> None:
-    text = json.dumps(data, indent=2, sort_keys=True, default=_json_default)
-    write_atomic(final, lambda f: f.write(text.encode("utf-8")))
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return value.item()
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+# ----------------------------------------------------------------------------- writing a file
 
 
 def parquet_options(schema: pa.Schema) -> dict[str, Any]:
     """zstd plus encodings that suit each column: deltas for (mostly increasing) integers,
-    byte-stream-split for float64 times (pts/ts shrink ~50x), dictionaries for repeated strings,
+    byte-stream-split for float64 times (pts/ts), dictionaries for repeated strings,
     plain float32 for scores (mostly exact zeros on a static screen, which zstd eats)."""
     encodings: dict[str, str] = {}
     dictionary: list[str] = []
@@ -213,8 +134,9 @@ def parquet_options(schema: pa.Schema) -> dict[str, Any]:
 
 
 def write_parquet(final: Path, table: pa.Table, *, replace: bool = False) -> None:
+    """Write one data file atomically; a name already taken is an error unless `replace`."""
     opts = parquet_options(table.schema)
-    write_atomic(final, lambda f: pq.write_table(table, f, **opts), replace=replace)
+    write_atomic(final, lambda f: pq.write_table(table, f, **opts), overwrite=replace)
 
 
 # ----------------------------------------------------------------------------- one table
@@ -402,34 +324,3 @@ def _unlink(path: Path) -> None:
         path.unlink()
     except FileNotFoundError:
         pass
-
-
-# ----------------------------------------------------------------------------- the writer lock
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def read_holder(fd: int) -> dict[str, Any]:
-    try:
-        raw = os.pread(fd, 4096, 0)
-        data = json.loads(raw.decode("utf-8")) if raw.strip() else {}
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def write_holder(fd: int) -> None:
-    info = {"pid": os.getpid(), "host": socket.gethostname(),
-            "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, json.dumps(info).encode("utf-8"), 0)
