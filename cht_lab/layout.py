@@ -4,11 +4,22 @@ A session directory is named by its start time (YYYYmmdd_HHMMSS). Recordings liv
 one fragmented MP4 per recorder run, each named by the time that run started; a segment's global
 offset is its start minus the session start. When names carry no time, segments are laid end to
 end in name order using their probed durations.
+
+Where work is written (the working-directory rule): a session has a *source* directory, which
+holds the recordings (`stream/`) and `labels.csv`, and a *working* directory, which receives
+everything cht_lab writes for it: `index/`, `frames/`, `audio/`, `.cache/` and exports. They are
+the same directory unless the source is read-only: a bundled sample (it is checked into git and
+shared by every user) or a directory this process cannot write. A read-only source gets the
+working directory `work_dir_for(source)`: `<data dir>/work/<name>-<hash of its path>`, under
+`default_data_dir()` ($CHT_LAB_DATA, else ~/cht_lab/sessions), and the working directory's index
+names its source, so opening either directory later finds both.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +35,8 @@ STREAM_DIR, FRAMES_DIR, AUDIO_DIR, INDEX_DIR = "stream", "frames", "audio", "ind
 SOCKET_NAME = "scene.sock"
 AUDIO_AAC = "audio.aac"
 LABELS_CSV = "labels.csv"
+DATA_DIR_ENV = "CHT_LAB_DATA"
+WORK_DIR = "work"  # under the data dir: working directories of read-only sources
 _TIME_RE = re.compile(r"(\d{8}_\d{6})")
 
 
@@ -102,3 +115,56 @@ def discover_segments(session_dir: str | Path) -> list[Segment]:
             log.warning("cannot place segments after %s on the timeline: %s", f, exc)
             break
     return segments
+
+
+# --------------------------------------------------------------------------- where work is written
+
+
+def default_data_dir() -> Path:
+    """Where cht_lab creates directories of its own: $CHT_LAB_DATA, else ~/cht_lab/sessions.
+
+    New live sessions go here, and (under `work/`) the working directories of read-only sources.
+    """
+    return Path(os.environ.get(DATA_DIR_ENV) or Path.home() / "cht_lab" / "sessions").expanduser()
+
+
+def bundled_sample_roots() -> list[Path]:
+    """Folders holding bundled samples: samples_root() and the repository's data/samples/."""
+    roots = [Path(__file__).resolve().parents[1] / "data" / "samples"]
+    try:
+        from cht_lab.tools.samples import samples_root
+
+        roots.append(samples_root().expanduser().resolve())
+    except Exception as exc:  # the samples module being broken must not stop a session from opening
+        log.debug("cannot ask where bundled samples live: %s", exc)
+    return list(dict.fromkeys(roots))
+
+
+def is_bundled_sample(path: str | Path) -> bool:
+    p = Path(path).expanduser().resolve()
+    return any(p == root or root in p.parents for root in bundled_sample_roots())
+
+
+def is_read_only(path: str | Path) -> bool:
+    """True for a bundled sample (never written, so `git status` stays clean) or an unwritable directory.
+
+    `path` is a session directory, or the folder a single recording sits in.
+    """
+    p = Path(path).expanduser().resolve()
+    if is_bundled_sample(p):
+        return True
+    if not p.is_dir():
+        return False
+    index = p / INDEX_DIR
+    return not os.access(p, os.W_OK | os.X_OK) or (index.is_dir() and not os.access(index, os.W_OK | os.X_OK))
+
+
+def work_dir_for(source: str | Path, data_dir: str | Path | None = None) -> Path:
+    """The working directory of a read-only source (a session directory or a recording file).
+
+    The name keeps the source's (its start time stays readable) and adds a hash of its full path, so
+    two sources of the same name never share an index.
+    """
+    p = Path(source).expanduser().resolve()
+    digest = hashlib.sha1(str(p).encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return Path(data_dir or default_data_dir()) / WORK_DIR / f"{p.name}-{digest}"
