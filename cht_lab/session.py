@@ -1,14 +1,21 @@
 """Recorded sessions: open a cht (or cht_lab) session directory, score it once, then ask questions.
 
 Decoding happens in `score()` (once per segment) and `capture_frames()` (one pass for many
-frames); everything else — scenes at any threshold, sweeps, the best threshold — is answered
-from the stored scores, so tuning never re-decodes.
+frames); everything else — scenes at any threshold, sweeps, the best threshold, the frame index
+export — is answered from the stored scores, so tuning never re-decodes.
+
+A session reads its recordings and labels from its *source* directory and writes everything it
+makes (index, frames, audio chunks, thumbnail cache, exports) into its *working* directory,
+`Session.dir`. They are the same directory unless the source is read-only — a bundled sample or
+an unwritable folder — whose working directory is then under the user's data directory (the rule
+and the names are in `cht_lab.layout`), so a bundled sample is never written to.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any, Iterator
@@ -26,15 +33,37 @@ from cht_lab.tuning.labels import load_labels
 log = logging.getLogger(__name__)
 
 _RECORDING_KEY = "recording"  # metadata key: the external file a single-recording session reads
+_SOURCE_KEY = "source_dir"  # metadata key: the read-only directory a working directory works for
+_SIZES_KEY = "video_sizes"  # metadata key: {segment: [width, height]} seen while scoring
 
 
 class Session:
-    """A recorded session: its segments on one timeline, its index, its labels."""
+    """A recorded session: its segments on one timeline, its index, its labels.
 
-    def __init__(self, session_dir: str | os.PathLike[str], *, recording: str | os.PathLike[str] | None = None):
-        self.dir = Path(session_dir).resolve()
+    Two directories, never confused:
+
+    - `source_dir`: where the recordings (`stream/`) and `labels.csv` are read from. Only read.
+      For a single recording (`recording` set) it is the working directory.
+    - `dir` (alias `session_dir`): the working directory; `index/`, `frames/`, `audio/`,
+      `.cache/` (panel thumbnails) and relative export paths go here.
+
+    They are one directory unless the source is read-only (a bundled sample, or a directory this
+    process cannot write): then `dir` is `layout.work_dir_for(source_dir)` under the user's data
+    directory ($CHT_LAB_DATA), and its index names the source, so `Session(<working dir>)` reopens
+    the same session. `work_dir` chooses the working directory explicitly.
+    """
+
+    def __init__(self, session_dir: str | os.PathLike[str], *, recording: str | os.PathLike[str] | None = None,
+                 work_dir: str | os.PathLike[str] | None = None):
+        opened = Path(session_dir).expanduser().resolve()
+        self._recording = Path(recording).expanduser().resolve() if recording else None
+        if work_dir is not None:
+            self.source_dir, self.dir = opened, Path(work_dir).expanduser().resolve()
+        else:
+            self.source_dir, self.dir = _placement(opened, single=self._recording is not None)
+        if self.dir != self.source_dir:
+            log.info("session %s: working directory %s (the source is read-only)", self.source_dir, self.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._recording = Path(recording).resolve() if recording else None
         self._index = SessionIndex(self.dir)
         if self._recording is None:
             ext = self._index.metadata().get(_RECORDING_KEY)
@@ -45,28 +74,49 @@ class Session:
         self.metric: str | None = None
         self._import_legacy_and_compact()
 
+    @property
+    def session_dir(self) -> Path:
+        """The working directory (same as `dir`; the name LiveSession uses)."""
+        return self.dir
+
+    @property
+    def recording(self) -> Path | None:
+        """The recording file of a single-recording session (None for a session directory)."""
+        return self._recording
+
+    @property
+    def read_only_source(self) -> bool:
+        """True when the recordings' directory is not where this session writes."""
+        return self.source_dir != self.dir
+
     # ------------------------------------------------------------------ discovery
 
     def _discover_segments(self) -> list[layout.Segment]:
         if self._recording is not None:
             return [layout.Segment(0, self._recording, 0.0)]
-        return layout.discover_segments(self.dir)
+        return layout.discover_segments(self.source_dir)
 
     def _import_legacy_and_compact(self) -> None:
         """Opening is when parts are compacted and cht's legacy frames/index.json is imported.
 
-        Skipped (read-only) when a live writer holds the session.
+        Skipped (read-only) when a live writer holds the session. A read-only source's legacy
+        index is not imported: its JPEGs are outside the working directory, where index paths stay.
         """
         from cht_lab.index.session_index import IndexLockedError
 
-        legacy = self.dir / layout.FRAMES_DIR / "index.json"
+        legacy = self.source_dir / layout.FRAMES_DIR / "index.json"
+        if legacy.exists() and self.read_only_source:
+            log.warning("%s: not importing cht's %s: the source is read-only and index paths stay inside the "
+                        "working directory %s", self.source_dir, legacy, self.dir)
         try:
             with self._writer() as idx:
                 if self._recording is not None:
                     idx.update_metadata(**{_RECORDING_KEY: str(self._recording)})
+                if self.read_only_source:
+                    idx.update_metadata(**{_SOURCE_KEY: str(self.source_dir)})
                 idx.update_metadata(segments=[{"index": s.index, "path": _rel(s.path, self.dir), "offset": s.offset}
                                               for s in self.segments])
-                if legacy.exists():
+                if legacy.exists() and not self.read_only_source:
                     n = idx.import_legacy(legacy)
                     if n:
                         log.info("imported %d frames from cht's %s", n, legacy)
@@ -83,16 +133,25 @@ class Session:
 
     @property
     def id(self) -> str:
-        return self.dir.name
+        """The source's name (a cht session is named by its start time)."""
+        return self.source_dir.name
 
     @property
     def labels(self) -> pd.DataFrame | None:
-        """Ground truth from labels.csv (None when the session has none); LabelsError when malformed."""
-        path = self.dir / layout.LABELS_CSV
-        return load_labels(path) if path.exists() else None
+        """Ground truth from labels.csv (None when the session has none); LabelsError when malformed.
+
+        Read from the source directory, else from the working directory (where a user can add
+        labels for a read-only source).
+        """
+        for folder in dict.fromkeys((self.source_dir, self.dir)):
+            path = folder / layout.LABELS_CSV
+            if path.exists():
+                return load_labels(path)
+        return None
 
     def __repr__(self) -> str:
-        return f"Session({str(self.dir)!r}, segments={len(self.segments)})"
+        where = f", work_dir={str(self.dir)!r}" if self.read_only_source else ""
+        return f"Session({str(self.source_dir)!r}{where}, segments={len(self.segments)})"
 
     # ------------------------------------------------------------------ reading
 
@@ -108,9 +167,129 @@ class Session:
     def metadata(self) -> dict[str, Any]:
         return self._index.metadata()
 
-    def export(self, path: str | os.PathLike[str], format: str = "parquet", table: str = "frames") -> Path:
-        """Write a table (default: the frame index) as Parquet or CSV; returns the written path."""
-        return Path(self._index.export(path, format=format, table=table))
+    def frame_index(self, threshold: float | None = None, metric: str | None = None,
+                    min_gap: float | None = None, *, capture: bool = False) -> pd.DataFrame:
+        """The frame index of this recording at a threshold: what a live run would have captured.
+
+        One row per detection (`scenes()`), in the frames table's columns, with `metric` and
+        `threshold` saying what selected it. Detections already captured carry their id, path,
+        bytes and capture time; the others have no JPEG yet (id and path empty, bytes -1):
+        `capture=True` writes them first (`capture_frames()`), so every row has its image.
+        Manual captures in the index are kept. A session without scores but with captured frames
+        (cht captured them live) gives those as stored; with neither, RuntimeError says to score.
+        """
+        from cht_lab.index.schema import FRAMES_SCHEMA, TABLES, UNKNOWN_INT, to_pandas
+
+        scores = self.scores()
+        if scores.empty:
+            stored = self.frames()
+            if stored.empty:
+                raise RuntimeError(f"{self.source_dir}: no scores and no captured frames yet — score it first "
+                                   "(Session.score(), or `cht-lab score`)")
+            log.info("%s: not scored; the frame index is the %d frames captured live", self.source_dir, len(stored))
+            return stored
+        threshold, metric, min_gap = self.resolve(threshold, metric, min_gap)
+        if capture:
+            self.capture_frames(threshold, metric, min_gap)
+        stored = self.frames()
+        det = tuning.scenes(scores, threshold, metric=metric, min_gap=min_gap)
+        out = pd.DataFrame({
+            "ts": det["ts"].to_numpy(dtype="float64"), "pts": det["pts"].to_numpy(dtype="float64"),
+            "segment": det["segment"].to_numpy(dtype="int32"), "frame_index": det["frame_index"].to_numpy(dtype="int64"),
+            "score": det[metric].to_numpy(dtype="float64"),
+        })
+        out["metric"], out["threshold"], out["kind"] = metric, threshold, "scene"
+        captured = ["id", "path", "width", "height", "bytes", "captured_at", "sent_to_agent"]
+        if not stored.empty:
+            known = stored[["segment", "frame_index", *captured]].drop_duplicates(["segment", "frame_index"])
+            out = out.merge(known.astype({"segment": "int32", "frame_index": "int64"}),
+                            on=["segment", "frame_index"], how="left")
+        else:
+            for c in captured:
+                out[c] = None
+        missing = out["id"].isna()
+        if missing.any():
+            sizes = self._video_sizes(sorted(set(out.loc[missing, "segment"].astype(int))))
+            for c, i in (("width", 0), ("height", 1)):
+                out[c] = [int(v) if pd.notna(v) else sizes.get(int(s), (UNKNOWN_INT, UNKNOWN_INT))[i]
+                          for v, s in zip(out[c], out["segment"])]
+            out["bytes"] = pd.to_numeric(out["bytes"]).fillna(UNKNOWN_INT).astype("int64")
+            out["sent_to_agent"] = out["sent_to_agent"].eq(True)
+            log.info("%d of %d detections have no JPEG yet (capture=True writes them)", int(missing.sum()), len(out))
+        if not stored.empty and "kind" in stored:
+            manual = stored[stored["kind"] == "manual"]
+            keys = set(zip(out["segment"], out["frame_index"]))
+            manual = manual[[(s, f) not in keys for s, f in zip(manual["segment"], manual["frame_index"])]]
+            if not manual.empty:
+                out = pd.concat([out, manual[FRAMES_SCHEMA.names]], ignore_index=True)
+        out = out.sort_values("ts", kind="stable", ignore_index=True)[FRAMES_SCHEMA.names]
+        import pyarrow as pa
+
+        out["captured_at"] = pd.to_datetime(out["captured_at"], utc=True)
+        table = pa.Table.from_pandas(out, schema=FRAMES_SCHEMA, preserve_index=False)
+        return to_pandas(TABLES["frames"], table)
+
+    def _video_sizes(self, segments: list[int]) -> dict[int, tuple[int, int]]:
+        """Picture size of each segment (captures are full size): from scoring, else the header."""
+        stored = self.metadata().get(_SIZES_KEY) or {}
+        sizes = {int(k): (int(v[0]), int(v[1])) for k, v in stored.items()}
+        by_index = {s.index: s for s in self.segments}
+        for seg in segments:
+            if seg in sizes or seg not in by_index:
+                continue
+            from cht_lab.detect.decode import video_header
+
+            try:
+                h = video_header(by_index[seg].path)
+                sizes[seg] = (int(h.width), int(h.height))
+            except (MediaError, OSError) as exc:
+                log.warning("picture size of segment %d unknown (-1): %s", seg, exc)
+        return sizes
+
+    def export(self, path: str | os.PathLike[str], format: str | None = None, table: str = "frames", *,
+               threshold: float | None = None, metric: str | None = None, min_gap: float | None = None,
+               capture: bool = False) -> Path:
+        """Write a table as Parquet or CSV (format: from the suffix, else parquet); returns the path.
+
+        `table="frames"` writes `frame_index(threshold, metric, min_gap, capture=capture)`: the
+        detections at the chosen threshold with every column of the frame index (an empty result
+        is written, and logged with the reason). "scores" and "audio" write those tables; an empty
+        one raises RuntimeError naming what to run first, rather than writing a file with a header.
+        A relative path lands in the working directory `dir`; nothing goes inside index/.
+        """
+        fmt = _export_format(path, format)
+        if table == "frames":
+            frames = self.frame_index(threshold, metric, min_gap, capture=capture)
+            dest = _export_target(self.dir, path)
+            _write_frames(dest, frames, fmt)
+            if frames.empty:
+                log.warning("%s: exported an empty frame index: %s", dest, self.why_no_detections(threshold, metric,
+                                                                                                   min_gap))
+            else:
+                log.info("exported %d frames to %s", len(frames), dest)
+            return dest
+        if table == "scores" and self.scores().empty:
+            raise RuntimeError(f"{self.source_dir}: no scores to export yet — score it first "
+                               "(Session.score(), or `cht-lab score`)")
+        if table == "audio" and self.audio().empty:
+            raise RuntimeError(f"{self.source_dir}: no audio chunks to export — cut them first "
+                               "(Session.extract_audio()); a session without audio has none")
+        dest = Path(self._index.export(path, format=fmt, table=table))
+        log.info("exported %s to %s", table, dest)
+        return dest
+
+    def why_no_detections(self, threshold: float | None = None, metric: str | None = None,
+                          min_gap: float | None = None) -> str:
+        """A sentence saying why a threshold selects nothing (the highest score and the threshold)."""
+        scores = self.scores()
+        if scores.empty:
+            return "the session has no scores yet; score it first"
+        threshold, metric, _ = self.resolve(threshold, metric, min_gap)
+        if metric not in scores:
+            return f"the scores have no {metric!r} column"
+        top = float(scores[metric].max())
+        return (f"no {metric} score reaches the threshold {threshold:g} (the highest is {top:.4g}); "
+                "lower the threshold")
 
     # ------------------------------------------------------------------ decoding work
 
@@ -130,60 +309,91 @@ class Session:
             if force or done.get(key) != stamp:
                 todo.append((seg, key, stamp))
         if not todo:
+            log.info("%s: scores are up to date (%d segments); force=True re-scores", self.source_dir,
+                     len(self.segments))
             return self.scores()
+        import time
+
+        sizes = dict(self.metadata().get(_SIZES_KEY) or {})
         with self._writer() as idx:
-            if len(todo) != len(self.segments) or done:
-                idx.clear("scores")  # partial re-score: simplest correct thing is to rebuild the table
+            if len(todo) != len(self.segments) or done or not self.scores().empty:
+                # a partial re-score, or rows a live run wrote: the simplest correct thing is to rebuild
+                idx.clear("scores")
                 todo = [(seg, _rel(seg.path, self.dir),
                          {"signature": signature, "size": seg.path.stat().st_size, "offset": seg.offset})
                         for seg in self.segments]
                 done = {}
             backend_used = None
             for seg, key, stamp in todo:
+                log.info("scoring segment %d: %s (starts at %.3f s)", seg.index, seg.path, seg.offset)
+                t0 = time.monotonic()
                 result = analysis.score_recording(seg.path, backend=backend, segment=seg.index,
                                                   ts_offset=seg.offset, progress=progress)
                 idx.append_scores(result)
                 idx.flush()
                 done[key] = stamp
                 backend_used = result.attrs.get("backend", backend_used)
-                idx.update_metadata(scored=done, backend=backend_used)
+                if result.attrs.get("width") and result.attrs.get("height"):
+                    sizes[str(seg.index)] = [int(result.attrs["width"]), int(result.attrs["height"])]
+                idx.update_metadata(scored=done, backend=backend_used, **{_SIZES_KEY: sizes})
+                log.info("segment %d: %d frames scored in %.1f s; %s", seg.index, len(result),
+                         time.monotonic() - t0, result.attrs.get("backend_reason", backend_used))
+                if result.attrs.get("error"):
+                    log.warning("%s: decoding stopped early: %s", seg.path, result.attrs["error"])
         return self.scores()
 
     def _require_scores(self) -> pd.DataFrame:
         scores = self.scores()
         if scores.empty:
-            raise RuntimeError(f"{self.dir}: no scores yet — call score() first")
+            raise RuntimeError(f"{self.source_dir}: no scores yet — score it first (Session.score(), or `cht-lab score`)")
         return scores
 
-    def _resolve(self, threshold: float | None, metric: str | None, min_gap: float | None) -> tuple[float, str, float]:
+    def resolve(self, threshold: float | None = None, metric: str | None = None,
+                min_gap: float | None = None) -> tuple[float, str, float]:
+        """(threshold, metric, min_gap) that a call with these arguments uses: given values win, then
+        what the panel set (`self.threshold`/`self.metric`), then the metric's defaults.
+        ValueError for a negative or non-finite threshold or gap, or a metric without a default."""
         from cht_lab.detect.scoring import DEFAULT_METRIC, DEFAULT_THRESHOLDS
 
         metric = metric or self.metric or DEFAULT_METRIC
         if threshold is None:
             threshold = self.threshold if (self.threshold is not None and metric == (self.metric or DEFAULT_METRIC)) \
-                else DEFAULT_THRESHOLDS[metric]
-        return float(threshold), metric, DEFAULT_MIN_GAP if min_gap is None else float(min_gap)
+                else DEFAULT_THRESHOLDS.get(metric)
+            if threshold is None:
+                raise ValueError(f"metric {metric!r} has no default threshold: use one of "
+                                 f"{', '.join(DEFAULT_THRESHOLDS)}, or give a threshold")
+        threshold = float(threshold)
+        if not (math.isfinite(threshold) and threshold >= 0):
+            raise ValueError(f"threshold must be a finite number >= 0, not {threshold!r}")
+        min_gap = DEFAULT_MIN_GAP if min_gap is None else float(min_gap)
+        if not (math.isfinite(min_gap) and min_gap >= 0):
+            raise ValueError(f"min_gap must be a finite number of seconds >= 0, not {min_gap!r}")
+        return threshold, metric, min_gap
 
     def scenes(self, threshold: float | None = None, metric: str | None = None,
                min_gap: float | None = None) -> pd.DataFrame:
         """The score rows the capture rule selects at `threshold` — from stored scores, no decoding."""
-        threshold, metric, min_gap = self._resolve(threshold, metric, min_gap)
-        return tuning.scenes(self._require_scores(), threshold, metric=metric, min_gap=min_gap)
+        threshold, metric, min_gap = self.resolve(threshold, metric, min_gap)
+        found = tuning.scenes(self._require_scores(), threshold, metric=metric, min_gap=min_gap)
+        log.info("%d scenes at %s >= %g (min gap %g s)", len(found), metric, threshold, min_gap)
+        return found
 
     def capture_frames(self, threshold: float | None = None, metric: str | None = None,
                        min_gap: float | None = None, quality: int = 90) -> pd.DataFrame:
-        """Write the JPEGs of `scenes()` into frames/ and the frames table (one decode per segment)."""
+        """Write the JPEGs of `scenes()` into the working directory's frames/ and the frames table
+        (one decode per segment)."""
         from datetime import datetime, timezone
 
         from cht_lab.detect.capture import capture_frames
 
-        threshold, metric, min_gap = self._resolve(threshold, metric, min_gap)
+        threshold, metric, min_gap = self.resolve(threshold, metric, min_gap)
         wanted = self.scenes(threshold, metric, min_gap)
         existing = self.frames()
         have = set(zip(existing["segment"], existing["frame_index"])) if not existing.empty else set()
         wanted = wanted[[(s, f) not in have for s, f in zip(wanted["segment"], wanted["frame_index"])]]
         if wanted.empty:
             return self.frames()
+        log.info("capturing %d frames into %s", len(wanted), self.dir / layout.FRAMES_DIR)
         (self.dir / layout.FRAMES_DIR).mkdir(exist_ok=True)
         by_segment = {s.index: s for s in self.segments}
         with self._writer() as idx:
@@ -204,12 +414,36 @@ class Session:
         return self.frames()
 
     def extract_audio(self, **chunking: Any) -> pd.DataFrame:
-        """Cut the session's audio into pause-aware WAV chunks (see cht_lab.audio.extractor) and index them."""
+        """Cut the session's audio into pause-aware WAV chunks (see cht_lab.audio.extractor) and index them.
+
+        The sources are this session's segments (read where they are), the chunks go into the
+        working directory's audio/.
+        """
         from cht_lab.audio.extractor import extract_audio
 
+        sources = self._audio_sources()
+        log.info("cutting audio of %d source(s) into %s", len(sources), self.dir / layout.AUDIO_DIR)
         with self._writer() as idx:
-            extract_audio(self.dir, idx, **chunking)
+            extract_audio(self.dir, idx, sources=sources, **chunking)
         return self.audio()
+
+    def _audio_sources(self) -> list[Any]:
+        """Segments with an audio track, else the source's stream/audio.aac (cht's separate audio)."""
+        from cht_lab.audio.extractor import AudioSegment
+
+        found = []
+        for seg in self.segments:
+            try:
+                has_audio = probe(seg.path).has_audio
+            except MediaError as exc:
+                log.warning("segment %d: cannot read its audio: %s", seg.index, exc)
+                continue
+            if has_audio:
+                found.append(AudioSegment(seg.path, seg.offset, seg.index))
+        aac = self.source_dir / layout.STREAM_DIR / layout.AUDIO_AAC
+        if not found and aac.is_file() and aac.stat().st_size > 0:
+            found.append(AudioSegment(aac, 0.0, 0))
+        return found
 
     # ------------------------------------------------------------------ tuning (stored scores only)
 
@@ -222,19 +456,19 @@ class Session:
     def sweep(self, metric: str | None = None, thresholds: Any = None, tolerance: float = 0.5,
               min_gap: float | None = None) -> pd.DataFrame:
         """Detections (and precision/recall/F1 when labels exist) for a range of thresholds."""
-        _, metric, min_gap = self._resolve(None, metric, min_gap)
+        _, metric, min_gap = self.resolve(None, metric, min_gap)
         return tuning.sweep(self._require_scores(), self.labels, metric=metric, thresholds=thresholds,
                             tolerance=tolerance, min_gap=min_gap)
 
     def best_threshold(self, metric: str | None = None, tolerance: float = 0.5,
                        min_gap: float | None = None) -> float:
-        _, metric, min_gap = self._resolve(None, metric, min_gap)
+        _, metric, min_gap = self.resolve(None, metric, min_gap)
         return tuning.best_threshold(self._require_scores(), self._labels_required(), metric=metric,
                                      tolerance=tolerance, min_gap=min_gap)
 
     def evaluate(self, threshold: float | None = None, metric: str | None = None, tolerance: float = 0.5,
                  min_gap: float | None = None) -> tuning.MatchResult:
-        threshold, metric, min_gap = self._resolve(threshold, metric, min_gap)
+        threshold, metric, min_gap = self.resolve(threshold, metric, min_gap)
         return tuning.evaluate(self._require_scores(), self._labels_required(), threshold, metric=metric,
                                tolerance=tolerance, min_gap=min_gap)
 
@@ -256,11 +490,81 @@ def _rel(path: Path, root: Path) -> str:
         return str(Path(path).resolve())
 
 
-def open_session(path: str | os.PathLike[str]) -> Session:
+def _stored_source(directory: Path) -> Path | None:
+    """The source a working directory works for, as its index names it (None: it is its own source)."""
+    if not (directory / layout.INDEX_DIR).is_dir():
+        return None
+    try:
+        value = SessionIndex(directory).metadata().get(_SOURCE_KEY)
+    except Exception as exc:  # an unreadable index is reported when it is used, not here
+        log.debug("%s: cannot read the index metadata: %s", directory, exc)
+        return None
+    if not value:
+        return None
+    source = Path(value)
+    if not source.is_dir():
+        log.warning("%s works for %s, which is gone; its recordings cannot be read", directory, source)
+    return source
+
+
+def _placement(opened: Path, *, single: bool) -> tuple[Path, Path]:
+    """(source_dir, working dir) of a directory being opened: the rule in cht_lab.layout."""
+    stored = _stored_source(opened)
+    if stored is not None:
+        return stored, opened
+    if not single and layout.is_read_only(opened):
+        return opened, layout.work_dir_for(opened)
+    return opened, opened
+
+
+def _export_format(path: str | os.PathLike[str], format: str | None) -> str:
+    from cht_lab.index.session_index import EXPORT_FORMATS
+
+    fmt = str(format).lower().lstrip(".") if format else ("csv" if str(path).lower().endswith(".csv") else "parquet")
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {format!r}: use one of {', '.join(EXPORT_FORMATS)}")
+    return fmt
+
+
+def _export_target(work_dir: Path, path: str | os.PathLike[str]) -> Path:
+    """Where an export goes: a relative path inside the working directory, an absolute one as given;
+    never inside index/ (the same rule as SessionIndex.export)."""
+    dest = Path(path).expanduser()
+    relative = not dest.is_absolute()
+    dest = (work_dir / dest if relative else dest).resolve(strict=False)
+    if relative and work_dir not in dest.parents:
+        raise ValueError(f"{path}: a relative export path stays inside the session directory {work_dir}; "
+                         "give an absolute path to write elsewhere")
+    index_dir = work_dir / layout.INDEX_DIR
+    if dest == index_dir or index_dir in dest.parents:
+        raise ValueError(f"{dest}: cannot export into {index_dir} (the index's own folder); choose a path elsewhere")
+    if dest.is_dir():
+        raise ValueError(f"{dest}: is a directory; give a file name to export to")
+    return dest
+
+
+def _write_frames(dest: Path, frames: pd.DataFrame, fmt: str) -> None:
+    """Write the frame index atomically (a reader never sees half a file), in the index's schema."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from cht_lab.atomic import write_atomic
+    from cht_lab.index.schema import FRAMES_SCHEMA
+
+    if fmt == "parquet":
+        table = pa.Table.from_pandas(frames, schema=FRAMES_SCHEMA, preserve_index=False)
+        write_atomic(dest, lambda p: pq.write_table(table, p, compression="zstd"), to_path=True, mkdir=True)
+    else:
+        write_atomic(dest, lambda f: frames.to_csv(f, index=False), text=True, mkdir=True)
+
+
+def open_session(path: str | os.PathLike[str], *, work_dir: str | os.PathLike[str] | None = None) -> Session:
     """Open a cht or cht_lab session directory, or a single recording file.
 
     A recording inside `<session>/stream/` opens its session; any other file gets a sibling
-    `<name>.session/` directory holding its index and captured frames.
+    `<name>.session/` working directory holding its index and captured frames. A read-only source
+    (a bundled sample, an unwritable folder) is read where it is and worked on in
+    `layout.work_dir_for(source)` under $CHT_LAB_DATA; `work_dir` chooses that directory instead.
     """
     p = Path(path).expanduser()
     if not p.exists():
@@ -268,10 +572,12 @@ def open_session(path: str | os.PathLike[str]) -> Session:
     if p.is_dir():
         if not layout.is_session_dir(p):
             raise MediaError(p, "not a session directory (no stream/, index/ or scene.sock inside)")
-        return Session(p)
+        return Session(p, work_dir=work_dir)
     if p.parent.name == layout.STREAM_DIR and layout.is_session_dir(p.parent.parent):
-        return Session(p.parent.parent)
+        return Session(p.parent.parent, work_dir=work_dir)
     info = probe(p)  # clear error now for a file that is no recording
     if not info.has_video:
         raise MediaError(p, "has no video stream to detect scenes in")
-    return Session(p.with_name(p.name + ".session"), recording=p)
+    if work_dir is None:
+        work_dir = layout.work_dir_for(p) if layout.is_read_only(p.parent) else p.with_name(p.name + ".session")
+    return Session(work_dir, recording=p)
