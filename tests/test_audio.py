@@ -21,6 +21,7 @@ from cht_lab.audio.extractor import AudioExtractor, AudioSegment, extract_audio,
 from cht_lab.audio.chunking import Chunker, EnergyVad, find_cut, read_wav
 from cht_lab.ffmpeg import FfmpegProcess, find_ffmpeg, live_processes
 from cht_lab.index.session_index import SessionIndex
+from cht_lab.status import WorkerState
 from conftest import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -230,10 +231,10 @@ def test_no_audio_is_a_status_not_an_error(session: Path):
         assert df.empty and list(df.columns)[:4] == ["id", "path", "start", "duration"]
         ex = AudioExtractor(session, idx).start()
         assert ex.join(30)
-    assert ex.status["state"] == "no audio" and ex.status["note"] == "no audio"
-    assert ex.status["errors"] == []
+    assert ex.status["state"] == WorkerState.FINISHED and ex.status["note"].startswith("no audio: ")
+    assert "no audio track" in ex.status["note"] and ex.status["errors"] == []
     ex2 = AudioExtractor(session, None, sources=[]).run()
-    assert ex2.status["state"] == "no audio"
+    assert ex2.status["state"] == "finished" and ex2.status["note"] == "no audio: no audio source given"
 
 
 def test_truncated_audio_decodes_what_is_there_with_a_warning(session: Path, caplog):
@@ -274,7 +275,7 @@ def test_rerun_replaces_and_resume_adds_nothing(session: Path):
             Path(p).name for p in second["path"])
         assert_tiles(second)
         ex = AudioExtractor(session, idx, min_chunk=3.0, max_chunk=5.0).run()  # resume: all done already
-        assert ex.status["chunks"] == 0 and ex.status["state"] == "done"
+        assert ex.status["chunks"] == 0 and ex.status["state"] == "finished"
         assert len(idx.audio()) == len(second)
 
 
@@ -330,7 +331,7 @@ def test_callback_errors_are_reported_and_the_worker_goes_on(session: Path):
         assert ex.join(30)
         assert len(calls) == len(idx.audio()) >= 3
     st = ex.status
-    assert st["state"] == "done" and "widget exploded" in st["last_error"]
+    assert st["state"] == "finished" and "widget exploded" in st["last_error"]
     assert st["seconds"] == pytest.approx(idx.audio()["duration"].sum())
 
 
@@ -455,6 +456,53 @@ def test_source_replaced_while_following_starts_a_new_segment(session: Path):
     offset1 = float(seg1["start"].min())
     assert offset1 >= seg0.eval("start + duration").max() - 1e-9
     assert_tiles(seg1, offset1)
+
+
+@pytest.mark.parametrize("recording", ["finished", "growing"])
+def test_following_a_session_whose_recording_has_no_audio_ends_at_the_idle_timeout(session: Path, recording: str):
+    """LiveSession.wait() sets idle_timeout once the video has ended; the extractor, waiting for an
+    audio track that never comes, must then end (it used to wait forever) and say why."""
+    path = session / "stream" / "20260301_100000.mp4"
+    writer = None
+    if recording == "finished":
+        make_fmp4(path, 2.0, audio=False)
+    else:  # the recorder is still writing a video-only fragmented MP4
+        writer = FfmpegProcess(["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-readrate", "2",
+                                "-f", "lavfi", "-i", "testsrc2=s=96x64:r=10:d=3", "-c:v", "libx264", "-preset",
+                                "ultrafast", "-g", "5", "-pix_fmt", "yuv420p", *FMP4, "-frag_duration", "250000",
+                                "-flush_packets", "1", str(path)], stdout=subprocess.DEVNULL, name="writer:video")
+    try:
+        with SessionIndex(session, writer=True) as idx:
+            ex = AudioExtractor(session, idx, follow=True, poll=0.2).start()
+            wait_for(lambda: ex.status["note"].startswith("no audio yet"), 30, "the extractor to wait for audio")
+            assert not ex.join(0.5), "without an idle timeout a live session's audio is followed"
+            if writer is not None:
+                wait_for(lambda: not writer.running(), 30, "the recorder to finish")
+            ex.idle_timeout = 0.5  # what LiveSession.wait() does once the video has ended
+            assert ex.join(10), "the extractor ignored its idle timeout"
+            st = ex.status
+            assert idx.audio().empty
+    finally:
+        if writer is not None:
+            writer.stop()
+    assert st["state"] == WorkerState.FINISHED and st["state"].ended and st["errors"] == []
+    assert st["chunks"] == 0 and st["note"] == ("no audio: 20260301_100000.mp4: no audio track, "
+                                                "and no stream/audio.aac"), st
+    assert not [p for p in live_processes() if p.name.startswith("audio")]
+
+
+def test_following_a_session_whose_recording_never_appears_ends_at_the_idle_timeout(session: Path):
+    with SessionIndex(session, writer=True) as idx:
+        ex = AudioExtractor(session, idx, follow=True, poll=0.1, idle_timeout=0.5).start()
+        assert ex.join(10)
+        missing = AudioExtractor(session, idx, follow=True, poll=0.1, idle_timeout=0.5,
+                                 sources=[AudioSegment(session / "stream" / "audio.aac", 0.0, 0)]).start()
+        assert missing.join(10), "waiting for a file that never gets data ignored the idle timeout"
+    assert ex.status["state"] == "finished" and ex.status["errors"] == []
+    assert ex.status["note"] == "no audio: no recording in stream/ and no stream/audio.aac"
+    st = missing.status
+    assert st["state"] == "finished" and st["chunks"] == 0 and st["errors"] == []
+    assert any("got no data within 0.5 s" in w["warning"] for w in st["warnings"]), st["warnings"]
 
 
 # --------------------------------------------------------------------------- bundled samples

@@ -20,8 +20,11 @@ import os
 import wave
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
+
+from cht_lab.atomic import write_atomic
 
 __all__ = ["Chunker", "EnergyVad", "ChunkStats", "find_cut", "write_wav", "read_wav", "DBFS_FLOOR"]
 
@@ -208,48 +211,23 @@ class EnergyVad:
         return ChunkStats(_dbfs(math.sqrt(mean_square)), _dbfs(peak), ratio)
 
 
-def _fsync_dir(directory: str | os.PathLike[str]) -> None:
-    """Make renames in `directory` durable (where the filesystem allows directory fsync)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:  # some filesystems refuse directory fsync; the rename is still atomic
-        pass
-
-
 def write_wav(path: str | os.PathLike[str], pcm: np.ndarray, sample_rate: int, channels: int, *,
               durable: bool = True, sync_dir: bool | None = None) -> Path:
-    """Write 16-bit PCM as a WAV file (stdlib `wave`), atomically: temp name, fsync, rename.
+    """Write 16-bit PCM as a WAV file (stdlib `wave`), atomically (`cht_lab.atomic.write_atomic`).
 
     A reader (or a crash) never sees half a chunk: the file either exists complete or not at all.
     `sync_dir=False` leaves the directory fsync to the caller (one for a batch of files).
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
     data = memoryview(np.ascontiguousarray(np.asarray(pcm, dtype="<i2"))).cast("B")
-    try:
-        with open(tmp, "wb") as fh:
-            with wave.open(fh, "wb") as w:
-                w.setnchannels(channels)
-                w.setsampwidth(2)
-                w.setframerate(sample_rate)
-                w.writeframes(data)
-            fh.flush()
-            if durable:
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
-    if durable if sync_dir is None else sync_dir:
-        _fsync_dir(path.parent)
-    return path
+
+    def write(fh: BinaryIO) -> None:
+        with wave.open(fh, "wb") as w:  # does not close fh: write_atomic fsyncs it next
+            w.setnchannels(channels)
+            w.setsampwidth(2)
+            w.setframerate(sample_rate)
+            w.writeframes(data)
+
+    return write_atomic(path, write, durable=durable, sync_dir=durable if sync_dir is None else sync_dir)
 
 
 def read_wav(path: str | os.PathLike[str]) -> tuple[np.ndarray, int, int]:
