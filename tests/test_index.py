@@ -534,6 +534,62 @@ def test_second_writer_is_refused_and_a_dead_writers_lock_is_taken_over(session:
     SessionIndex(session, writer=True).close()  # released on close
 
 
+def test_the_lock_records_the_holders_start_time_so_a_reused_pid_is_not_taken_for_it(session: Path):
+    from cht_lab.index.lock import holder_alive, process_start
+
+    with SessionIndex(session, writer=True):
+        holder = json.loads((session / "index" / "writer.lock").read_text())
+    assert holder["pid"] == os.getpid() and holder["started"] == process_start(os.getpid())
+    if holder["started"] is not None:  # Linux: /proc tells when a process started
+        assert holder_alive(os.getpid(), holder["started"])
+        assert not holder_alive(os.getpid(), holder["started"] + 1), "same pid, another process: not the holder"
+    assert (session / "index" / "writer.lock").read_text() == ""  # released: nobody is named
+
+
+# ----------------------------------------------------------------------------- the atomic writer, the protocol
+
+
+def test_write_atomic_takes_bytes_a_file_callback_or_a_path_callback_and_leaves_nothing_on_failure(tmp_path: Path):
+    from cht_lab.atomic import is_temp, write_atomic
+
+    table = pa.table({"x": [1, 2, 3]})
+    assert write_atomic(tmp_path / "a.bin", b"abc") == tmp_path / "a.bin"
+    write_atomic(tmp_path / "b.parquet", lambda f: pq.write_table(table, f))  # a binary file object
+    write_atomic(tmp_path / "c.parquet", lambda p: pq.write_table(table, str(p)), to_path=True)  # a path
+    write_atomic(tmp_path / "sub" / "d.csv", lambda f: f.write("é,1\n"), text=True, mkdir=True)
+    assert (tmp_path / "a.bin").read_bytes() == b"abc"
+    assert pq.read_table(tmp_path / "b.parquet").equals(table) and pq.read_table(tmp_path / "c.parquet").equals(table)
+    assert (tmp_path / "sub" / "d.csv").read_text(encoding="utf-8") == "é,1\n"
+
+    with pytest.raises(FileExistsError):
+        write_atomic(tmp_path / "a.bin", b"new", overwrite=False)
+    write_atomic(tmp_path / "a.bin", b"new")  # overwrite is the default
+    assert (tmp_path / "a.bin").read_bytes() == b"new"
+
+    def half_then_fail(f):
+        f.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        write_atomic(tmp_path / "a.bin", half_then_fail)
+    assert (tmp_path / "a.bin").read_bytes() == b"new"  # the old file, whole
+    leftovers = [p.name for p in tmp_path.rglob("*") if is_temp(p.name)]
+    assert leftovers == []
+
+
+def test_session_index_is_an_index_writer_and_cht_lab_index_exports_lazily(session: Path):
+    import cht_lab.index as index_pkg
+    from cht_lab.index import IndexLockedError as Locked, IndexWriter, SessionIndex as Lazy
+
+    assert Lazy is SessionIndex and Locked is IndexLockedError
+    with SessionIndex(session, writer=True) as idx:
+        assert isinstance(idx, IndexWriter)
+    assert {"IndexWriter", "SessionIndex", "IndexLockedError"} <= set(dir(index_pkg))
+    names = {n for n in dir(IndexWriter) if not n.startswith("_")}
+    assert names == {"append_scores", "append_frames", "append_audio", "next_frame_id", "next_chunk_id", "flush",
+                     "scores", "audio", "clear"}
+
+
 # ----------------------------------------------------------------------------- corruption, temp files
 
 
