@@ -54,7 +54,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from cht_lab.tuning import sweep as tuning  # noqa: E402
-from cht_lab.tools.samples.render import SAMPLES, sample_dir  # noqa: E402
+from cht_lab.tools.samples import SAMPLES, sample_dir  # noqa: E402
 from cht_lab.detect.scoring import DEFAULT_METRIC, DEFAULT_THRESHOLDS  # noqa: E402
 from cht_lab.session import Session  # noqa: E402
 

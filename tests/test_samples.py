@@ -13,9 +13,12 @@ import pandas as pd
 import pytest
 
 from cht_lab import layout
-from cht_lab.tools.samples import render as samples
 from cht_lab.ffmpeg import FfmpegProcess, find_ffmpeg, live_processes, probe
-from cht_lab.tools.samples.render import SAMPLES, SampleError, SampleSpec
+from cht_lab.tools.samples import bundled, draw, render
+from cht_lab.tools.samples.audio import speech_like_audio
+from cht_lab.tools.samples.bundled import SAMPLES
+from cht_lab.tools.samples.draw import SampleError, SampleSpec
+from cht_lab.tools.samples.slides import SlidesScreen
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data" / "samples"
@@ -215,7 +218,7 @@ def test_streams_probe_as_the_spec_says(name: str) -> None:
             assert info.audio is None, f"{path}: segments of a session with audio.aac are video-only"
         else:
             assert info.audio is not None and info.audio.codec == "aac" and info.audio.channels == 1
-            assert info.audio.sample_rate == samples.AUDIO_RATE
+            assert info.audio.sample_rate == draw.AUDIO_RATE
             assert abs(info.audio.duration - seg.duration) < 0.05
     aac = d / layout.STREAM_DIR / layout.AUDIO_AAC
     assert aac.exists() == spec.audio_file
@@ -242,7 +245,7 @@ def test_labels_csv_is_the_spec_and_follows_the_rules(name: str) -> None:
     df = pd.read_csv(DATA / spec.session_name / layout.LABELS_CSV)
     assert list(df.columns) == ["time", "end", "kind", "note"]
     pd.testing.assert_frame_equal(df, spec.labels(), check_dtype=False)
-    assert set(df["kind"]) <= set(samples.EVENT_KINDS)
+    assert set(df["kind"]) <= set(draw.EVENT_KINDS)
     assert df["end"].notna().tolist() == (df["kind"] == "gradual").tolist()
     assert (df["time"] * spec.fps).sub((df["time"] * spec.fps).round()).abs().max() < 1e-6
     ends = df["end"].fillna(df["time"])
@@ -276,8 +279,8 @@ def framemd5(path: Path) -> list[str]:
 
 def test_generation_is_deterministic(tmp_path: Path) -> None:
     spec = dataclasses.replace(SAMPLES["desktop"], duration=4.0)  # one cut at 3.5 s, the video overlay, audio
-    a = samples.write_sample(spec, tmp_path / "a")
-    b = samples.write_sample(spec, tmp_path / "b")
+    a = render.write_sample(spec, tmp_path / "a")
+    b = render.write_sample(spec, tmp_path / "b")
     (name,) = spec.segment_files()
     sums_a = framemd5(a / "stream" / name)
     assert len([s for s in sums_a if s.startswith("0,")]) == 120
@@ -290,14 +293,14 @@ def test_generation_is_deterministic(tmp_path: Path) -> None:
 
 def test_render_screen_clip_labels_match_its_pictures(tmp_path: Path) -> None:
     path = tmp_path / "clip.mp4"
-    labels = samples.render_screen_clip(path, 320, 180, fps=30, duration=10.0, seed=5)
+    labels = render.render_screen_clip(path, 320, 180, fps=30, duration=10.0, seed=5)
     assert list(labels.columns) == ["time", "end", "kind", "note"] and len(labels) >= 1
     assert (labels["time"] >= 2.0).all() and (labels["time"] <= 8.0).all()
     info = probe(path)
     assert info.video is not None and (info.video.width, info.video.height, info.video.frames) == (320, 180, 300)
     assert info.audio is not None
-    spec = SampleSpec("clip", samples.SAMPLES["slides"].start, 320, 180, 30, 10.0, "slides", (),
-                      samples.SlidesScreen.layout(320, 180))
+    spec = SampleSpec("clip", SAMPLES["slides"].start, 320, 180, 30, 10.0, "slides", (),
+                      SlidesScreen.layout(320, 180))
     mask = block_mask(spec, spec.distractor_rects(), 320, 180)
     changes, prev = [], None
     for frame in gray_frames(path, 320, 180):
@@ -312,10 +315,10 @@ def test_render_screen_clip_labels_match_its_pictures(tmp_path: Path) -> None:
 
 def test_speech_like_audio_has_bursts_and_silences() -> None:
     rate = 16000
-    audio = samples.speech_like_audio(30.0, rate, seed=3)
+    audio = speech_like_audio(30.0, rate, seed=3)
     assert audio.dtype == np.float32 and audio.ndim == 1 and len(audio) == 30 * rate
-    assert np.array_equal(audio, samples.speech_like_audio(30.0, rate, seed=3))
-    assert not np.array_equal(audio, samples.speech_like_audio(30.0, rate, seed=4))
+    assert np.array_equal(audio, speech_like_audio(30.0, rate, seed=3))
+    assert not np.array_equal(audio, speech_like_audio(30.0, rate, seed=4))
     assert np.abs(audio).max() <= 1.0
     frames = audio[: len(audio) // 160 * 160].reshape(-1, 160).astype(np.float64)  # 10 ms
     voiced = 20 * np.log10(np.sqrt((frames ** 2).mean(axis=1)) + 1e-12) > -40
@@ -333,7 +336,7 @@ def test_speech_like_audio_has_bursts_and_silences() -> None:
 
 def test_unknown_sample_is_a_clear_error() -> None:
     with pytest.raises(SampleError) as err:
-        samples.sample_dir("nope")
+        bundled.sample_dir("nope")
     assert "nope" in str(err.value)
     for name in SAMPLES:
         assert name in str(err.value)
@@ -341,12 +344,12 @@ def test_unknown_sample_is_a_clear_error() -> None:
 
 
 def test_sample_dir_and_root_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv(samples.ENV_VAR, raising=False)
-    assert samples.samples_root() == DATA
-    assert samples.sample_dir("coding") == DATA / "20260301_110000"
-    monkeypatch.setenv(samples.ENV_VAR, str(tmp_path))
-    assert samples.samples_root() == tmp_path
-    assert samples.sample_dir("slides", generate_missing=False) == tmp_path / "20260301_090000"
+    monkeypatch.delenv(bundled.ENV_VAR, raising=False)
+    assert bundled.samples_root() == DATA
+    assert bundled.sample_dir("coding") == DATA / "20260301_110000"
+    monkeypatch.setenv(bundled.ENV_VAR, str(tmp_path))
+    assert bundled.samples_root() == tmp_path
+    assert bundled.sample_dir("slides", generate_missing=False) == tmp_path / "20260301_090000"
 
 
 def test_generate_skips_present_samples_and_leaves_nothing_behind_on_failure(
@@ -357,18 +360,18 @@ def test_generate_skips_present_samples_and_leaves_nothing_behind_on_failure(
     for f in [*spec.segment_files(), layout.AUDIO_AAC]:
         (present / "stream" / f).write_bytes(b"x")
     (present / layout.LABELS_CSV).write_text("time,end,kind,note\n")
-    assert samples.generate(tmp_path, names=["twoseg"]) == [present]
+    assert bundled.generate(tmp_path, names=["twoseg"]) == [present]
     assert (present / layout.LABELS_CSV).read_text() == "time,end,kind,note\n", "a present sample was rewritten"
 
     def broken(*args: object, **kw: object) -> np.ndarray:
         raise RuntimeError("simulated crash while rendering")
 
-    monkeypatch.setattr(samples, "speech_like_audio", broken)
+    monkeypatch.setattr(render, "speech_like_audio", broken)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        samples.generate(tmp_path, names=["slides"])
+        bundled.generate(tmp_path, names=["slides"])
     assert sorted(p.name for p in tmp_path.iterdir()) == [spec.session_name], "half a sample was left behind"
     with pytest.raises(RuntimeError, match="simulated crash"):
-        samples.generate(tmp_path, names=["twoseg"], force=True)
+        bundled.generate(tmp_path, names=["twoseg"], force=True)
     assert (present / layout.LABELS_CSV).read_text() == "time,end,kind,note\n", "failed --force lost the old sample"
 
 

@@ -1,0 +1,144 @@
+"""The bundled samples: their specs, where they live on disk, and generating them there."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+
+from cht_lab.layout import AUDIO_AAC, LABELS_CSV, STREAM_DIR
+from cht_lab.tools.samples.coding import _CODE_FILES, CodingScreen
+from cht_lab.tools.samples.desktop import DesktopScreen
+from cht_lab.tools.samples.draw import SampleError, SampleSpec, SegmentSpec, _ev
+from cht_lab.tools.samples.render import write_sample
+from cht_lab.tools.samples.slides import SlidesScreen
+
+log = logging.getLogger(__name__)
+
+ENV_VAR = "CHT_LAB_SAMPLES"
+
+
+def _bundled() -> dict[str, SampleSpec]:
+    slides_cuts = [4.5, 9.5, 13.5, 18.5, 22.5, 27.5, 31.5, 36.5, 40.5, 45.5, 49.5, 54.5]
+    twoseg_cuts = [4.5, 9.5, 14.5, 29.5, 34.5, 39.5]
+    desktop = (
+        _ev(3.5, "cut", "switch to the file manager", "files"),
+        _ev(8.5, "cut", "switch to the spreadsheet", "sheet"),
+        _ev(13.5, "cut", "switch to mail", "mail"),
+        _ev(17.5, "partial", "save dialog pops up over mail (a quarter of the screen)", "mail+dialog"),
+        _ev(21.5, "partial", "save dialog closes; mail shows again", "mail"),
+        _ev(25.5, "cut", "switch to the calendar", "calendar"),
+        _ev(29.5, "gradual", "1 s cross-fade from the calendar to photos", "photos", 30.5),
+        _ev(34.5, "cut", "switch to the terminal", "terminal"),
+        _ev(39.5, "cut", "switch to a news page in the browser", "news"),
+    )
+    specs = [
+        SampleSpec(
+            name="slides", start=datetime(2026, 3, 1, 9, 0, 0), width=1280, height=720, fps=30, duration=60.0,
+            screen="slides", seed=1, crf=36, title="Quarterly review",
+            events=tuple(_ev(t, "cut", f"slide {j + 2}", j + 1) for j, t in enumerate(slides_cuts)),
+            distractors=SlidesScreen.layout(1280, 720),
+            description="A slide deck: hard slide changes; typing, cursor, clock and a scrolling chat distract.",
+        ),
+        SampleSpec(
+            name="desktop", start=datetime(2026, 3, 1, 10, 0, 0), width=1920, height=1080, fps=30, duration=45.0,
+            screen="desktop", seed=2, crf=38, first_scene="browser", events=desktop,
+            distractors=DesktopScreen.layout(1920, 1080),
+            description="Window switches, a pop-up dialog, a cross-fade; a picture-in-picture video distracts.",
+        ),
+        SampleSpec(
+            name="coding", start=datetime(2026, 3, 1, 11, 0, 0), width=1920, height=1080, fps=30, duration=45.0,
+            screen="coding", seed=3, crf=38,
+            events=tuple(_ev(4.5 + 5 * j, "cut", f"switch to {_CODE_FILES[j + 1]}", j + 1) for j in range(8)),
+            distractors=CodingScreen.layout(1920, 1080),
+            description="Dark editor switching between look-alike files; webcam, spinner and progress bar distract.",
+        ),
+        SampleSpec(
+            name="twoseg", start=datetime(2026, 3, 1, 12, 0, 0), width=1280, height=720, fps=30, duration=45.0,
+            screen="slides", seed=4, crf=36, title="Team sync",
+            segments=(SegmentSpec(0.0, 20.0), SegmentSpec(25.0, 20.0)), audio_file=True,
+            events=tuple(_ev(t, "cut", f"slide {j + 2}", j + 1) for j, t in enumerate(twoseg_cuts)),
+            distractors=SlidesScreen.layout(1280, 720),
+            description="Recorder restart: two video-only segments with a 5 s gap, audio in stream/audio.aac.",
+        ),
+    ]
+    return {s.name: s for s in specs}
+
+
+SAMPLES: dict[str, SampleSpec] = _bundled()
+
+
+def samples_root() -> Path:
+    """Where the bundled samples live: $CHT_LAB_SAMPLES, else the repository's data/samples/.
+
+    An installed wheel has no data/ next to the package; then a per-user cache directory is
+    used and sample_dir() generates what is missing there.
+    """
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env).expanduser()
+    repo = Path(__file__).resolve().parents[1] / "data" / "samples"
+    if repo.is_dir() or (repo.parents[1] / "pyproject.toml").is_file():
+        return repo
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "cht_lab" / "samples"
+
+
+def _spec(name: str) -> SampleSpec:
+    try:
+        return SAMPLES[name]
+    except (KeyError, TypeError):
+        raise SampleError(f"unknown sample {name!r}; valid names: {', '.join(SAMPLES)}") from None
+
+
+def _complete(spec: SampleSpec, d: Path) -> bool:
+    files = [d / LABELS_CSV, *(d / STREAM_DIR / f for f in spec.segment_files())]
+    if spec.audio_file:
+        files.append(d / STREAM_DIR / AUDIO_AAC)
+    return all(f.is_file() and f.stat().st_size > 0 for f in files)
+
+
+def sample_dir(name: str, generate_missing: bool = True) -> Path:
+    """The session directory of a bundled sample (generated first if it is missing on disk)."""
+    spec = _spec(name)
+    d = samples_root() / spec.session_name
+    if not _complete(spec, d) and generate_missing:
+        log.info("sample %r missing in %s; generating it", name, d.parent)
+        generate(names=[name])
+    return d
+
+
+def generate(root: str | os.PathLike[str] | None = None, names: Iterable[str] | None = None, force: bool = False,
+             progress: bool = False) -> list[Path]:
+    """Write the bundled samples under `root` (default samples_root()); returns their session dirs.
+
+    Samples already present are kept unless `force`. Each sample is rendered into a hidden temp
+    directory next to its destination and renamed into place, so a crash never leaves half a sample.
+    """
+    root_path = Path(root) if root is not None else samples_root()
+    root_path.mkdir(parents=True, exist_ok=True)
+    specs = [_spec(n) for n in (names if names is not None else SAMPLES)]
+    out: list[Path] = []
+    for spec in specs:
+        dest = root_path / spec.session_name
+        out.append(dest)
+        if _complete(spec, dest) and not force:
+            log.info("sample %s present in %s; skipped", spec.name, dest)
+            continue
+        tmp = Path(tempfile.mkdtemp(prefix=f".{spec.session_name}.tmp-", dir=root_path))
+        try:
+            write_sample(spec, tmp / "session", progress=progress)
+            old = None
+            if dest.exists():
+                old = root_path / f".{spec.session_name}.old-{os.getpid()}"
+                os.replace(dest, old)
+            os.replace(tmp / "session", dest)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
