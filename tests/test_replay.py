@@ -16,7 +16,8 @@ import pytest
 
 from cht_lab import layout
 from cht_lab.ffmpeg import MediaError, find_ffmpeg, live_processes, probe
-from cht_lab.tools.replay_server import AnnexBScanner, StreamServer, replay
+from cht_lab.tools.replay_server import AnnexBScanner, replay
+from cht_lab.tools.stream_server import StreamServer
 from conftest import make_clip, wait_for
 
 
@@ -179,7 +180,7 @@ def test_stream_server_socket_is_private_and_removed(tmp_path):
 
 def test_replay_of_the_bundled_recorder_restart_sample(tmp_path):
     """`twoseg`: two video-only segments with a gap and a standalone audio.aac, replayed as cht would record it."""
-    from cht_lab.tools.samples.render import sample_dir
+    from cht_lab.tools.samples import sample_dir
 
     src = sample_dir("twoseg", generate_missing=False)
     if not layout.recordings(src):
