@@ -81,7 +81,7 @@ def samples_root() -> Path:
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env).expanduser()
-    repo = Path(__file__).resolve().parents[1] / "data" / "samples"
+    repo = Path(__file__).resolve().parents[3] / "data" / "samples"  # cht_lab/tools/samples/ -> the repository
     if repo.is_dir() or (repo.parents[1] / "pyproject.toml").is_file():
         return repo
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
