@@ -190,6 +190,7 @@ class FfmpegProcess:
         self._stderr = collections.deque(maxlen=stderr_lines)
         log.debug("starting %s: %s", name, " ".join(self.args))
         self.popen = subprocess.Popen(self.args, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, bufsize=0)
+        self.stopped_by_us = False
         self._stop_lock = threading.Lock()  # stop() from two threads: one stops, the other finds it reaped
         with _live_lock:
             _live_processes.add(self)
@@ -265,6 +266,7 @@ class FfmpegProcess:
                 if out is not None:
                     os.set_blocking(out, False)
                     fds.append(out)
+                self.stopped_by_us = True  # a signal exit from here on is ours, not a failure
                 try:
                     p.terminate()
                 except OSError:  # exited meanwhile
@@ -443,6 +445,34 @@ def probe(path: str | os.PathLike[str], *, timeout: float = 20.0) -> MediaInfo:
     return _parse_framecrc(p, out, stderr, complete=complete)
 
 
+_MP4_BOXES = (b"ftyp", b"styp", b"moov", b"moof", b"mdat", b"free", b"skip", b"wide", b"sidx")
+
+
+def probe_video(path: str | os.PathLike[str], *, timeout: float = 20.0) -> MediaInfo:
+    """probe() that insists on a decodable video stream; MediaError(path, reason) otherwise."""
+    p = Path(path)
+    try:
+        info = probe(p, timeout=timeout)
+    except MediaError as exc:
+        if "invalid data" in exc.reason and _starts_like_mp4(p):
+            raise MediaError(p, "truncated or unfinished MP4 (no moov atom: the recorder did not finish "
+                                "writing it; a fragmented MP4 would still be readable)") from None
+        raise
+    if info.video is None:
+        raise MediaError(p, "no video stream (audio only)" if info.audio is not None else "no video stream")
+    if info.video.width <= 0 or info.video.height <= 0:
+        raise MediaError(p, "no video frame could be read yet (still being written?)")
+    return info
+
+
+def _starts_like_mp4(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(8)[4:8] in _MP4_BOXES
+    except OSError:
+        return False
+
+
 @dataclass(frozen=True)
 class Packet:
     """One video packet as ffmpeg's framecrc lists it: times in seconds, size, Adler-32 of its bytes."""
@@ -461,16 +491,41 @@ def video_packets(path: str | os.PathLike[str], *, annexb: bool = False, timeout
     so a packet received there can be found here by size and checksum.
     """
     p = Path(path)
-    args = ["-map", "0:v:0", *(["-bsf:v", "h264_mp4toannexb"] if annexb else [])]
-    _, out, _ = _list_packets(p, args, timeout, "listing its packets")  # a partial tail may complain
+    _, out, _ = _list_packets(p, _packet_args(annexb), timeout, "listing its packets")  # a partial tail may complain
     header, rows = _framecrc(out)
     tb = Fraction(header.get(0, {}).get("tb", "1/1"))
-    packets = [Packet(float(int(r[2]) * tb), float((int(r[2]) + int(r[3])) * tb), int(r[4]), int(r[5], 16),
-                      not any(x.startswith("F=") for x in r[6:]))
-               for r in rows if r[0] == "0"]
+    packets = [packet_from_row(r, tb) for r in rows if r[0] == "0"]
     if not packets:
         raise MediaError(p, "no complete video packet yet")
     return packets
+
+
+def _packet_args(annexb: bool) -> list[str]:
+    return ["-map", "0:v:0", *(["-bsf:v", "h264_mp4toannexb"] if annexb else [])]
+
+
+def packet_listing_args(*, annexb: bool = True) -> list[str]:
+    """An ffmpeg command that lists the video packets of an MP4 fed on stdin, one framecrc line each,
+    flushed as they are read (a growing recording: lines come as its fragments are written)."""
+    return [find_ffmpeg(), "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "mp4", "-i", "pipe:0",
+            *_packet_args(annexb), "-c", "copy", "-flush_packets", "1", "-f", "framecrc", "pipe:1"]
+
+
+def packet_from_row(row: list[str], tb: Fraction) -> Packet:
+    """One framecrc packet row (stream, dts, pts, duration, size, crc[, flags]) as a Packet."""
+    pts, dur = int(row[2]), int(row[3])
+    return Packet(float(pts * tb), float((pts + dur) * tb), int(row[4]), int(row[5], 16),
+                  not any(x.startswith("F=") for x in row[6:]))
+
+
+def framecrc_line(line: str) -> tuple[str, int, str] | list[str] | None:
+    """One line of a framecrc listing: ("header", stream, key, value) fields as a tuple for `#key N: value`
+    header lines, the stripped fields of a packet row, or None for anything else."""
+    if line.startswith("#"):
+        m = re.match(r"#(\w+) (\d+): (.*)", line)
+        return (m.group(1), int(m.group(2)), m.group(3).strip()) if m else None
+    parts = [x.strip() for x in line.split(",")]
+    return parts if len(parts) >= 6 else None
 
 
 def _list_packets(path: Path, args: list[str], timeout: float,
@@ -490,14 +545,11 @@ def _framecrc(out: str) -> tuple[dict[int, dict[str, str]], list[list[str]]]:
     header: dict[int, dict[str, str]] = collections.defaultdict(dict)
     rows = []
     for line in out.splitlines():
-        if line.startswith("#"):
-            m = re.match(r"#(\w+) (\d+): (.*)", line)
-            if m:
-                header[int(m.group(2))][m.group(1)] = m.group(3).strip()
-            continue
-        parts = [x.strip() for x in line.split(",")]
-        if len(parts) >= 6:
-            rows.append(parts)
+        item = framecrc_line(line)
+        if isinstance(item, tuple):
+            header[item[1]][item[0]] = item[2]
+        elif item is not None:
+            rows.append(item)
     return header, rows
 
 

@@ -13,7 +13,6 @@ import logging
 import os
 import threading
 import time
-import zlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,7 +21,7 @@ import pandas as pd
 from cht_lab import layout
 from cht_lab._version import __version__
 from cht_lab.detect.decision import DEFAULT_MIN_GAP
-from cht_lab.ffmpeg import MediaError, probe, video_packets
+from cht_lab.ffmpeg import MediaError, probe
 from cht_lab.index.session_index import SessionIndex
 
 log = logging.getLogger(__name__)
@@ -59,7 +58,7 @@ class LiveSession:
         self.end_after = end_after  # a cht socket gone this long ends the session (None: sources.SESSION_END_AFTER)
         self._cht_dir = Path(source).resolve() if _is_cht_session(source) else None
         if self._cht_dir is None:
-            from cht_lab.sources.base import open_source
+            from cht_lab.sources import open_source
 
             open_source(source, realtime=realtime)  # a missing path fails here, before a session dir exists
         if session_dir is not None:
@@ -84,7 +83,7 @@ class LiveSession:
     def start(self) -> "LiveSession":
         """Start the workers; returns self so `LiveSession(...).start()` reads well."""
         from cht_lab.detect.supervisor import SceneDetector
-        from cht_lab.sources.base import open_source
+        from cht_lab.sources import open_source
 
         with self._lock:
             if self._state not in ("idle", "stopped"):
@@ -99,7 +98,7 @@ class LiveSession:
             self._detector = SceneDetector(
                 video_source, session_dir=self.session_dir, index=self._index, threshold=self._threshold,
                 metric=self.metric, min_gap=self.min_gap, backend=self.backend,
-                on_frames=self._emit_frames, on_run_start=self._map_timeline,
+                on_frames=self._emit_frames, session_recordings=self._cht_dir,
             )
             if self.audio_enabled:
                 self._audio = self._make_audio_extractor()
@@ -239,53 +238,6 @@ class LiveSession:
             self._errors.append({"time": time.time(), "worker": where, "error": f"{type(exc).__name__}: {exc}"})
             del self._errors[:-50]
 
-    # ------------------------------------------------------------------ timeline
-
-    def _map_timeline(self, detector: Any, run: int, first_pts: float) -> None:
-        """Place a new detector run on the session timeline (socket streams restart at pts 0).
-
-        Attached to a cht session, the recording tells: the socket stream began with a keyframe,
-        and the same keyframe is in the growing recording (same encoder, stream copy). Its bytes
-        (Adler-32 + size, from ffmpeg's framecrc of the recording in Annex-B form) identify it;
-        among equal candidates, or when cht's socket bytes differ from the file's, the keyframe
-        nearest the estimate "recording's readable end minus the stream time received since
-        the keyframe" wins. A followed recording keeps its own pts (offset = the segment's).
-        Without a recording, runs follow each other by wall-clock time since the session started.
-        """
-        from cht_lab.sources.base import FollowSource
-
-        src = detector.source
-        if self._cht_dir is not None:
-            segments = layout.discover_segments(self._cht_dir)
-            if isinstance(src, FollowSource):
-                current = Path(src.current).resolve() if src.current is not None else None
-                for seg in segments:
-                    if current is not None and seg.path.resolve() == current:
-                        detector.segment, detector.ts_offset = seg.index, seg.offset
-                        detector.pts_offset = 0.0
-                        return
-            elif segments:
-                seg = segments[-1]
-                try:
-                    start = _locate_stream_start(seg.path, src, getattr(detector, "run_wall_start", None))
-                except (MediaError, OSError) as exc:
-                    log.warning("could not read %s to place the stream on the timeline: %s", seg.path, exc)
-                else:
-                    detector.segment = seg.index
-                    detector.ts_offset = seg.offset + start - first_pts
-                    detector.pts_offset = start - first_pts  # rows carry the recording's own pts
-                    log.info("run %d: stream pts %.3f is %.3f s into segment %d (%s)", run, first_pts, start,
-                             seg.index, seg.path.name)
-                    return
-            session_start = layout.parse_start_time(self._cht_dir.name)
-            if session_start is not None:
-                wall = getattr(detector, "run_wall_start", None) or time.time()
-                detector.ts_offset = wall - session_start.timestamp() - first_pts
-                return
-        if run > 0 and self._started_at is not None:
-            detector.segment = run
-            detector.ts_offset = time.monotonic() - self._started_at - first_pts
-
     # ------------------------------------------------------------------ reading
 
     @property
@@ -365,42 +317,3 @@ def _is_cht_session(source: Any) -> bool:
         return False
     p = Path(source)
     return p.is_dir() and ((p / layout.SOCKET_NAME).exists() or (p / layout.STREAM_DIR).is_dir())
-
-
-def _locate_stream_start(path: Path, src: Any, wall_start: float | None) -> float:
-    """Recording pts of the keyframe a socket connection began with (see LiveSession._map_timeline)."""
-    before = getattr(src, "units_received", None)
-    t_before = time.time()
-    try:
-        packets = video_packets(path, annexb=True)
-    except MediaError:
-        if path.is_file() and path.stat().st_size > 0:
-            # written to, but not one fragment complete: the recording began less than a fragment
-            # ago, so the stream's first keyframe is its first
-            log.info("%s has no complete fragment yet: the stream starts at its beginning", path.name)
-            return 0.0
-        raise
-    after = getattr(src, "units_received", None)
-    readable = packets[-1].end
-    frame = (packets[-1].end - packets[-1].pts) or 1 / 30
-    if before is not None and after is not None and after > 0:
-        # the newest unit received is at the live edge, as is the recording's end (give or take a fragment)
-        estimate = readable - ((before + after) / 2 - 1) * frame
-    else:  # real time assumed: the recording's end, back by the wall time since the keyframe arrived
-        estimate = readable - max(0.0, t_before - (wall_start or t_before))
-    keys = [p for p in packets if p.key]
-    unit = getattr(src, "keyframe_unit", None)
-    if unit:
-        crc = zlib.adler32(unit, 0)
-        same = [p for p in keys if p.size == len(unit) and p.crc == crc]
-        if same:
-            return min(same, key=lambda p: abs(p.pts - estimate)).pts
-        log.info("%s: the stream's first keyframe is not byte-identical to any in the recording; "
-                 "using the nearest keyframe to %.3f s", path.name, estimate)
-    if keys:
-        nearest = min(keys, key=lambda p: abs(p.pts - estimate))
-        gaps = sorted(b.pts - a.pts for a, b in zip(keys, keys[1:]))
-        gop = gaps[len(gaps) // 2] if gaps else float("inf")
-        if abs(nearest.pts - estimate) <= gop / 2:
-            return nearest.pts
-    return max(0.0, estimate)

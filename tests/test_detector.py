@@ -21,7 +21,7 @@ from cht_lab.detect.supervisor import SceneDetector
 from cht_lab.ffmpeg import FfmpegProcess, MediaError, find_ffmpeg, live_processes
 from cht_lab.index.session_index import SessionIndex
 from cht_lab.tools.replay_server import replay
-from cht_lab.sources.base import FileSource, FollowSource, SocketSource, unix_address
+from cht_lab.sources import FileSource, FollowSource, SocketSource, unix_address
 from conftest import wait_for
 
 # consecutive looks differ strongly (ffmpeg scene score >= 0.6 at every cut, < 0.01 between cuts)
@@ -360,13 +360,13 @@ def test_capture_now_and_lifecycle(cuts, session):
     assert row["id"] in set(idx.frames()["id"])
 
 
-def test_cht_session_directory_ends_when_its_server_is_gone(tmp_path, session, monkeypatch, cuts):
-    import cht_lab.sources.base as sources_mod
+def test_cht_session_directory_ends_when_its_server_is_gone(tmp_path, session, cuts):
+    from cht_lab.sources import open_source
 
-    monkeypatch.setattr(sources_mod, "SESSION_END_AFTER", 0.5)
     session_dir, idx = session
     with replay(cuts, out_dir=tmp_path / "srv", speed=4.0) as server:
-        det = Detector(server.session_dir, session_dir=session_dir, index=idx, threshold=THRESHOLD)
+        det = Detector(open_source(server.session_dir, end_after=0.5), session_dir=session_dir, index=idx,
+                       threshold=THRESHOLD)
         assert isinstance(det.source, SocketSource)  # a live cht session: its scene.sock
         det.start()
         assert server.wait(20)

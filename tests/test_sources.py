@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cht_lab.ffmpeg import FfmpegProcess, MediaError, find_ffmpeg, live_processes
-from cht_lab.sources.base import (SESSION_END_AFTER, FileSource, FollowSource, SocketSource, UrlSource, open_source,
+from cht_lab.sources import (SESSION_END_AFTER, FileSource, FollowSource, SocketSource, UrlSource, open_source,
                              unix_address)
 from conftest import make_clip
 
@@ -245,8 +245,8 @@ def test_socket_prepare_skips_junk_and_starts_at_a_keyframe(tmp_path):
     t = threading.Thread(target=serve)
     t.start()
     states = []
-    src = SocketSource(path)
-    fmt = src.prepare(threading.Event(), lambda s, m: states.append((s, m)), garbage_after=0.0)
+    src = SocketSource(path, garbage_after=0.0)
+    fmt = src.prepare(threading.Event(), lambda s, m: states.append((s, m)))
     t.join(10)
     srv.close()
     assert (fmt.width, fmt.height) == (320, 180)
@@ -315,7 +315,7 @@ def test_socket_reconnects_when_the_server_hangs_up_and_buffers_the_next_stream(
         stop2.set()
         feeder.join(5)
         assert bytes(sink2.data) == second, "the whole new stream, from its first keyframe"
-        assert src.units_received >= 30 and src.unit_arrival(0) == src.keyframe_at[1]
+        assert src.stream.units_received >= 30 and src.stream.unit_arrival(0) == src.stream.keyframe_at[1]
     finally:
         stop_server.set()
         src.close()

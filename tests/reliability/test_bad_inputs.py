@@ -18,7 +18,7 @@ import pytest
 from cht_lab import LabelsError, LiveSession, MediaError, open_session, probe
 from cht_lab.ffmpeg import find_ffmpeg
 from cht_lab.index.session_index import LegacyIndexError
-from cht_lab.sources.base import unix_address
+from cht_lab.sources import unix_address
 
 from .conftest import encode, wait_for
 
@@ -240,7 +240,7 @@ def test_garbage_and_abrupt_disconnects_on_the_socket(tmp_path, clips):
     ]
     sock = tmp_path / "scene.sock"
     server = FlakyServer(sock, scripts)
-    from cht_lab.sources.base import SocketSource
+    from cht_lab.sources import SocketSource
 
     s = LiveSession(SocketSource(sock, min_backoff=0.05, max_backoff=0.2), session_dir=tmp_path / "s",
                     audio=False).start()
