@@ -84,6 +84,9 @@ def _png_size(data: bytes) -> tuple[int, int]:
 
 
 def test_panel_shows_the_detections_of_the_session_threshold(panel, session):
+    import ipywidgets as widgets
+
+    assert isinstance(panel, widgets.VBox)
     assert panel.detection_count == len(session.scenes())
     assert panel.plot.value[:8] == b"\x89PNG\r\n\x1a\n"
     assert _png_size(panel.plot.value)[0] >= 600
@@ -112,24 +115,24 @@ def test_slider_re_marks_detections_and_redraws(panel, session):
 def test_thumbnails_are_made_in_the_background_and_enlarge_to_full_resolution(panel, session):
     panel.slider.value = panel.best_threshold or panel.threshold
     assert panel.sync(timeout=60)
-    shown = panel.thumbs.tiles
-    assert shown and len(shown) == min(panel.detection_count, panel.thumbs.max_tiles)
-    assert panel.thumbs.loaded == len(shown)
+    shown = panel.gallery.tiles
+    assert shown and len(shown) == min(panel.detection_count, panel.gallery.max_tiles)
+    assert panel.gallery.loaded == len(shown)
     assert [t.ts for t in shown] == sorted((t.ts for t in shown), reverse=True)  # newest first
     cached = list((session.dir / ".cache" / "thumbs").glob("*.jpg"))
     assert cached, "thumbnails are cached inside the session"
 
-    panel.thumbs.enlarge(0)
+    panel.gallery.enlarge(0)
     from PIL import Image
 
-    with Image.open(io.BytesIO(panel.thumbs.enlarged.value)) as im:
+    with Image.open(io.BytesIO(panel.gallery.enlarged.value)) as im:
         assert im.size == (320, 240)  # the full-resolution frame, not the thumbnail
-    assert panel.thumbs.enlarged_box.layout.display == "flex"
+    assert panel.gallery.enlarged_box.layout.display == "flex"
 
     # a second panel on the same session finds the cache: no decoding needed
     again = session.panel()
     try:
-        assert again.thumbs.loaded == len(again.thumbs.tiles) > 0
+        assert again.gallery.loaded == len(again.gallery.tiles) > 0
     finally:
         again.close()
 
@@ -139,40 +142,46 @@ def test_gallery_caps_the_number_of_thumbnails(session):
     try:
         p.slider.value = p.slider.min + p.slider.step
         assert p.detection_count > 2
-        assert len(p.thumbs.tiles) == 2
-        assert f"showing 2 of {p.detection_count}" in p.thumbs.header.value
+        assert len(p.gallery.tiles) == 2
+        assert f"showing 2 of {p.detection_count} frames" in p.gallery.header.value
     finally:
         p.close()
 
 
 def test_metric_switch_rescales_the_slider_and_follows_the_session(panel, session):
-    metrics = list(panel.metric.options)
+    metrics = list(panel.metric_dropdown.options)
     if len(metrics) < 2:
         pytest.skip(f"the scores carry one metric only ({metrics})")
-    first = panel.metric.value
+    first = panel.metric
     panel.slider.value = panel.slider.max / 3
     kept = panel.threshold
     other = next(m for m in metrics if m != first)
-    panel.metric.value = other
-    assert session.metric == other
+    panel.metric_dropdown.value = other  # the dropdown is linked to the trait
+    assert panel.metric == session.metric == other
     assert panel.detection_count == len(session.scenes())
-    assert panel.slider.max >= panel.threshold
-    panel.metric.value = first  # each metric keeps its own threshold
+    assert panel.slider.max >= panel.threshold == panel.slider.value
+    panel.metric = first  # each metric keeps its own threshold
+    assert panel.metric_dropdown.value == first
     assert panel.threshold == pytest.approx(kept)
+    import traitlets
+
+    with pytest.raises(traitlets.TraitError, match="no 'nope' scores"):
+        panel.metric = "nope"
 
 
 def test_apply_best_button_sets_the_best_threshold(panel, session):
     best = session.best_threshold()
     assert panel.best_threshold == pytest.approx(best)
     panel.slider.value = panel.slider.max
-    assert not panel.apply_best_button.disabled
-    panel.apply_best_button.click()
+    tuning = panel.show_tab("tuning")
+    assert not tuning.apply_best_button.disabled
+    assert tuning.apply_best_button.description == f"apply best ({best:.3f})"
+    tuning.apply_best_button.click()
     assert panel.threshold == pytest.approx(best, abs=panel.slider.step)
     assert panel.detection_count == len(session.scenes(best))
     assert session.evaluate(best).f1 > 0.5  # the synthetic cuts are found
-    panel.tabs.selected_index = 1
-    assert panel.tuning_plot.value[:4] == b"\x89PNG"
-    assert "best threshold" in panel.tuning_info.value
+    assert tuning.plot.value[:4] == b"\x89PNG"
+    assert "best threshold" in tuning.info.value
 
 
 def test_export_writes_a_readable_frame_index(panel, session):
@@ -205,11 +214,18 @@ def test_export_rejects_an_unknown_format(panel):
 def test_audio_chunks_play_in_the_panel(panel, session):
     session.extract_audio()
     panel.refresh()
-    assert panel.audio_list.options, panel.audio_info.value
-    first = panel.audio_list.options[0][1]
-    panel.audio_list.value = first
-    assert panel.player.value[:4] == b"RIFF"
-    assert "dBFS" in panel.audio_info.value and "speech" in panel.audio_info.value
+    audio = panel.tab("audio")
+    chunks = audio.chunks.options
+    assert chunks, audio.info.value
+    assert audio.chunks.rows == max(2, min(len(chunks), 8))  # no empty rows under a short list
+    assert audio.player is None  # no empty player: it is made with the first chunk selected
+    audio.chunks.value = chunks[0][1]
+    assert audio.player.value[:4] == b"RIFF"
+    assert "dBFS" in audio.info.value and "speech" in audio.info.value
+    first_player = audio.player
+    audio.chunks.value = chunks[-1][1] if len(chunks) > 1 else None
+    if len(chunks) > 1:
+        assert audio.player is not first_player and audio.player.value[:4] == b"RIFF"
 
 
 def test_score_plot_of_one_hour_redraws():
@@ -338,8 +354,8 @@ def test_live_panel_follows_a_live_session(tmp_path: Path, slides_clip: Path):
         assert panel.sync(timeout=30)
         frames = live.frames()
         assert panel.detection_count == len(frames)
-        assert [t.key for t in panel.thumbs.tiles] == frames.sort_values("ts", ascending=False)["id"].tolist()[:24]
-        assert panel.thumbs.loaded == len(panel.thumbs.tiles)
+        assert [t.key for t in panel.gallery.tiles] == frames.sort_values("ts", ascending=False)["id"].tolist()[:24]
+        assert panel.gallery.loaded == len(panel.gallery.tiles)
         assert "stopped" in panel.status.value
         assert panel.plot.value[:4] == b"\x89PNG"
         assert panel.update_stats["errors"] == 0 and not panel.errors
@@ -357,7 +373,7 @@ def test_a_malformed_labels_file_is_reported_in_the_panel_not_raised(session):
     p = session.panel()
     try:
         assert "labels" in p.status.value and "labels.csv" in p.status.value
-        assert p.apply_best_button.disabled
+        assert p.tab("tuning").apply_best_button.disabled
         assert p.detection_count == len(session.scenes())  # the rest of the panel works
     finally:
         p.close()

@@ -15,20 +15,10 @@ from typing import Callable, Sequence
 
 import ipywidgets as widgets
 
+from cht_lab.panel.text import format_time, plural
 from cht_lab.panel.thumbs import THUMB_WIDTH, Thumbnails, Tile
 
 log = logging.getLogger(__name__)
-
-
-def format_time(ts: float) -> str:
-    """Session time as m:ss.s (h:mm:ss.s past an hour) — what people read off a recording."""
-    if ts != ts:  # NaN
-        return "?"
-    sign = "-" if ts < 0 else ""
-    ts = abs(ts)
-    h, rem = divmod(ts, 3600)
-    m, s = divmod(rem, 60)
-    return f"{sign}{int(h)}:{int(m):02d}:{s:04.1f}" if h else f"{sign}{int(m)}:{s:04.1f}"
 
 
 @lru_cache(maxsize=4)
@@ -100,8 +90,9 @@ class Gallery(widgets.VBox):
         if not self.tiles:
             self.header.value = f"<i>{empty_text}</i>"
         else:
-            more = f" of {self.total}" if self.total > len(self.tiles) else ""
-            self.header.value = f"showing {len(self.tiles)}{more} frames, newest first"
+            shown = plural(len(self.tiles), "frame")
+            self.header.value = (f"showing {len(self.tiles):,} of {plural(self.total, 'frame')}, newest first"
+                                 if self.total > len(self.tiles) else f"{shown}, newest first")
         missing: list[Tile] = []
         for slot, tile in zip(self._slots, self.tiles):
             data = store.thumb(tile) if store is not None else None

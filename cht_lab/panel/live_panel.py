@@ -2,7 +2,7 @@
 
 Frames come through `live.on_new_frames` (already durable in the index); scores, status and
 audio are read by a ticker thread. Reads happen off the kernel thread; the kernel thread only
-draws, through the coalescing, throttled `UiUpdater` (widget_sync).
+draws, through the coalescing, throttled `UiUpdater` (sync.py).
 """
 
 from __future__ import annotations
@@ -10,38 +10,43 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import traitlets
 
 from cht_lab.detect.decision import DEFAULT_MIN_GAP
-from cht_lab.panel.base import _Panel, fmt_value
+from cht_lab.panel.base import Panel
 from cht_lab.panel.plot import detections_frame
+from cht_lab.panel.text import fmt_value, plural
 from cht_lab.panel.thumbs import Tile
 
 log = logging.getLogger(__name__)
 
+_OVER = ("stopped", "failed", "finished")  # states after which no more data arrives
 
-class LivePanel(_Panel):
+
+class LivePanel(Panel):
     """The panel of a running LiveSession: new frames as they are captured, scores as they arrive.
 
     Frames come through `live.on_new_frames` (already durable in the index); scores, status and
     audio are read by a ticker thread every `poll` seconds. Reads happen off the kernel thread;
-    the kernel thread only draws, at most every `interval` seconds.
+    the kernel thread only draws, at most every `interval` seconds. The threshold drives
+    `live.set_threshold()` (new frames only); `live.set_threshold()` from code moves it too.
     """
 
-    kind = "live session"
+    heading = "live session"
+    slider_shrinks = False  # scores keep arriving: the range only grows, never under the user's hand
 
     def __init__(self, live: Any, *, max_thumbs: int = 24, interval: float = 0.3, plot_width: int = 960,
-                 poll: float = 1.0):
+                 poll: float = 1.0, tabs: Any = None):
         self.session = live
-        self._prepare(Path(live.session_dir))
         self.poll = float(poll)
         self.min_gap = float(getattr(live, "min_gap", DEFAULT_MIN_GAP))
-        self._metric = live.metric
-        self._metrics = [live.metric]
-        self._threshold = float(live.threshold)
+        self.errors: deque[dict[str, Any]] = deque(maxlen=50)
+        self._data_lock = threading.Lock()  # data handed from worker threads to the next redraw
         self._frames_seen: dict[str, dict[str, Any]] = {}
         self._new_rows: list[dict[str, Any]] = []
         self._pending: dict[str, Any] = {}
@@ -50,7 +55,6 @@ class LivePanel(_Panel):
         self._rows_read = -1
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
-        self._current = pd.DataFrame()
         self._scores = pd.DataFrame()
         self._audio = pd.DataFrame()
         self._status: dict[str, Any] = {}
@@ -59,14 +63,15 @@ class LivePanel(_Panel):
         except ValueError as exc:
             self._labels = None
             self.errors.append({"time": time.time(), "where": "labels", "error": str(exc)})
-        live.on_new_frames(self._on_frames)
+        live.on_new_frames(self._on_frames)  # before the first read: no frame falls between the two
         live.on_new_audio(self._on_audio)
-        self._read_all()
-        self._take_pending(set())
-        super().__init__({}, max_thumbs=max_thumbs, interval=interval,
-                         plot_width=plot_width)
-        self.metric.disabled = True
-        self.metric.tooltip = "a live detector's metric is fixed when it starts"
+        self._read_all(frames=True)
+        self._adopt(set())
+        super().__init__(Path(live.session_dir), {}, threshold=float(live.threshold), metric=live.metric,
+                         metrics=[live.metric], max_thumbs=max_thumbs, interval=interval, plot_width=plot_width,
+                         tabs=tabs)
+        self.metric_dropdown.disabled = True
+        self.metric_dropdown.tooltip = "a live detector's metric is fixed when it starts"
         self._ensure_ticker()
 
     # ------------------------------------------------------------------ threads → data
@@ -76,16 +81,18 @@ class LivePanel(_Panel):
         try:
             with self._data_lock:
                 self._new_rows.extend(rows)
-            self._updater.request("frames")
-            self._ensure_ticker()
+            if self._ready:
+                self.request("frames")
+                self._ensure_ticker()
         except Exception as exc:
-            self._error("on_new_frames", exc)
+            self.report_error("on_new_frames", exc)
 
     def _on_audio(self, chunk: Any) -> None:
         self._audio_stale.set()
-        self._ensure_ticker()
+        if self._ready:
+            self._ensure_ticker()
 
-    def _read_all(self) -> set[str]:
+    def _read_all(self, frames: bool = False) -> set[str]:
         """Read scores, status (and audio when new chunks came) from the index; off the kernel thread."""
         live = self.session
         status = live.status
@@ -100,25 +107,20 @@ class LivePanel(_Panel):
             self._audio_stale.clear()
             pending["audio"] = live.audio()
             parts.add("audio")
-        if status.get("state") in ("stopped", "failed"):
-            pending["frames"] = live.frames()  # the authoritative list, after the last flush
+        if frames or status.get("state") in _OVER:
+            pending["frames"] = live.frames()  # the authoritative list (at the start, and after the last flush)
             parts.add("frames")
         with self._data_lock:
             self._pending.update(pending)
         return parts
 
-    def _take_pending(self, parts: set[str]) -> None:
+    def _adopt(self, parts: set[str]) -> None:
+        """Take what the threads handed over (kernel thread, at a redraw)."""
         with self._data_lock:
             pending = {k: self._pending.pop(k) for k in ("status", "scores", "audio", "frames") if k in self._pending}
             rows, self._new_rows = self._new_rows, []
         if "status" in pending:
             self._status = pending["status"]
-        # set by code (live.set_threshold) rather than by the slider: follow it. Read now, not from
-        # the ticker's status, which may predate a slider move.
-        current = float(self.session.threshold)
-        if abs(current - self._threshold) > 1e-12 and hasattr(self, "slider"):
-            self._threshold = current
-            parts.add("scores")
         if "scores" in pending:
             self._scores = pending["scores"]
         if "audio" in pending:
@@ -128,23 +130,29 @@ class LivePanel(_Panel):
         for row in rows:
             self._frames_seen[str(row["id"])] = row
 
+    def _take_pending(self, parts: set[str]) -> None:
+        self._adopt(parts)
+        # live.set_threshold() from code rather than from the panel: follow it (read now, not from the
+        # ticker's status, which may predate a slider move)
+        current = float(self.session.threshold)
+        if abs(current - self.threshold) > 1e-12:
+            self.threshold = current
+
     def _tick(self) -> None:
         finishing = False
         while not self._stop.is_set():
             try:
-                parts = self._read_all()
-                self._updater.request(*parts)
+                self.request(*self._read_all())
             except Exception as exc:  # keep ticking: the next read may work (index compacting, ...)
-                self._error("refresh", exc)
-            state = self._status_state()
-            if state in ("stopped", "failed"):
+                self.report_error("refresh", exc)
+            if self._state() in _OVER:
                 if finishing:
-                    break  # one full read after the stop, then rest until something new happens
+                    break  # one full read after the end, then rest until something new happens
                 finishing = True
                 continue
             self._stop.wait(self.poll)
 
-    def _status_state(self) -> str | None:
+    def _state(self) -> str | None:
         with self._data_lock:
             status = self._pending.get("status") or self._status
         return status.get("state")
@@ -159,30 +167,51 @@ class LivePanel(_Panel):
 
     def _before_sync(self) -> None:
         try:
-            parts = self._read_all()
-            self._updater.request(*parts)
+            self.request(*self._read_all())
         except Exception as exc:
-            self._error("refresh", exc)
+            self.report_error("refresh", exc)
 
-    # ------------------------------------------------------------------ panel hooks
+    # ------------------------------------------------------------------ data and hooks
 
-    def _set_threshold(self, value: float) -> None:
-        self._threshold = float(value)
-        self.session.set_threshold(self._threshold)
+    @property
+    def scores(self) -> pd.DataFrame:
+        return self._scores
 
-    def _set_metric(self, metric: str) -> None:  # the dropdown is disabled; kept for completeness
-        self._metric = metric
+    @property
+    def labels(self) -> pd.DataFrame | None:
+        return self._labels
+
+    @property
+    def audio(self) -> pd.DataFrame:
+        return self._audio
+
+    @property
+    def growing(self) -> bool:
+        return self._status.get("state") not in _OVER
+
+    @traitlets.validate("metric")
+    def _valid_metric(self, proposal: Any) -> str:
+        if proposal["value"] != self.session.metric:
+            raise traitlets.TraitError(f"a live detector's metric is fixed when it starts ({self.session.metric})")
+        return str(proposal["value"])
+
+    def _on_threshold(self, value: float) -> None:
+        if abs(float(self.session.threshold) - value) > 1e-12:
+            self.session.set_threshold(value)
+
+    def _on_metric(self, metric: str) -> None:  # the validator allows only the detector's own metric
+        pass
 
     def _captured_frame(self) -> pd.DataFrame:
         if not self._frames_seen:
             return pd.DataFrame(columns=["id", "ts", "score", "path"])
         return pd.DataFrame(list(self._frames_seen.values())).sort_values("ts", kind="stable")
 
-    def _detections(self) -> pd.DataFrame:
-        return detections_frame(self._captured_frame(), self._metric)
+    def _detect(self) -> pd.DataFrame:
+        return detections_frame(self._captured_frame(), self.metric)
 
-    def _tiles(self, limit: int) -> tuple[list[Tile], int]:
-        det = self._current
+    def tiles(self, limit: int) -> tuple[list[Tile], int]:
+        det = self._detections
         if det.empty:
             return [], 0
         newest = det.iloc[::-1].iloc[:limit]
@@ -190,21 +219,28 @@ class LivePanel(_Panel):
                  for r in newest.itertuples(index=False)]
         return tiles, len(det)
 
-    def _count_html(self) -> str:
-        return f"<b>{len(self._current)}</b> captured <small>(a new threshold applies to new frames)</small>"
+    # ------------------------------------------------------------------ words
 
-    def _empty_text(self) -> str:
+    @staticmethod
+    def _count_noun(n: int) -> str:
+        return "capture" if n == 1 else "captures"
+
+    def _count_html(self) -> str:
+        return super()._count_html() + " <small>(a new threshold applies to new frames)</small>"
+
+    def no_frames_text(self) -> str:
         return "no frames captured yet"
 
-    def _no_audio_text(self) -> str:
+    def no_audio_text(self) -> str:
         return "no audio chunks yet" if self.session.audio_enabled else "audio is off for this live session"
 
     def _status_items(self) -> list[str]:
+        """State, backend, rate, lag and counts; the capture count is the header's (one number, one place)."""
         st = self._status
         items = [f"<b>{st.get('state', '?')}</b>", f"backend {st.get('backend') or '–'}",
                  f"{fmt_value(st.get('fps'), '.1f')} fps", f"lag {fmt_value(st.get('lag'), '.2f', ' s')}",
-                 f"{st.get('frames') or 0:,} frames", f"{st.get('captures') or 0} captures",
-                 f"{st.get('chunks') or 0} audio chunks"]
+                 f"{plural(int(st.get('frames') or 0), 'frame')} scored",
+                 plural(len(self._audio), "audio chunk")]
         if st.get("last_error"):
             items.append(f"<span style='color:#c44e52'>last error: {st['last_error']}</span>")
         return items

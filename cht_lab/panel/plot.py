@@ -4,6 +4,10 @@ A PNG in an `ipywidgets.Image` shows the same in JupyterLab, Notebook 7, VS Code
 notebook, with no frontend plotting extension. Each renderer keeps one Figure (creating one
 costs more than drawing it) and encodes with Pillow at a low compression level: matplotlib's own
 PNG writer redraws the figure and compresses harder, which costs more than the draw itself.
+
+A PNG scales with its box, text included: a 960 px plot shown 520 px wide (a 900 px window with
+JupyterLab's sidebar open) has 6 px tick labels. So `ScorePlotView` renders two sizes and a CSS
+container query shows the one made for the width the plot actually gets.
 """
 
 from __future__ import annotations
@@ -12,21 +16,36 @@ import io
 import threading
 from typing import Any
 
+import ipywidgets as widgets
 import numpy as np
 import pandas as pd
 
-from cht_lab.panel.plotting import plot_scores, update_scores, update_threshold
+from cht_lab.panel.plotting import (
+    LABEL_COLOR,
+    SCORE_COLOR,
+    THRESHOLD_COLOR,
+    legend_above,
+    plot_scores,
+    update_scores,
+    update_threshold,
+)
 
 _DPI = 100
+WIDE_PX = 960
+NARROW_PX = 640
+NARROW_BELOW_PX = 768  # a plot box narrower than this shows the narrow rendition (wide would be < 80 %)
 
 
 class _Figure:
-    def __init__(self, width_px: int, height_px: int):
+    def __init__(self, width_px: int, height_px: int, left_px: int = 62, right_px: int = 12,
+                 bottom_px: int = 42):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
+        self.width_px, self.height_px = int(width_px), int(height_px)
         self.fig = Figure(figsize=(width_px / _DPI, height_px / _DPI), dpi=_DPI)
         FigureCanvasAgg(self.fig)
+        self.fig.subplots_adjust(left=left_px / width_px, right=1 - right_px / width_px, bottom=bottom_px / height_px)
         self.ax = self.fig.add_subplot(111)
         self.lock = threading.Lock()  # a Figure is not thread-safe; renders come from the kernel and workers
 
@@ -43,49 +62,93 @@ class _Figure:
 
 
 class ScorePlot(_Figure):
-    """Score vs time with threshold, detections and labels — `cht_lab.panel.plotting.plot_scores`, as PNG."""
+    """Score vs time with threshold, detections, skipped peaks and labels (`plotting.plot_scores`), as PNG."""
 
-    def __init__(self, width_px: int = 960, height_px: int = 280):
+    def __init__(self, width_px: int = WIDE_PX, height_px: int = 280):
         super().__init__(width_px, height_px)
-        self.fig.subplots_adjust(left=0.07, right=0.99, top=0.95, bottom=0.17)
         self._drawn: tuple[Any, ...] = ()  # what the axes show now: (scores, labels, metric, columns)
         self._artists: dict[str, Any] = {}
 
     def render(self, scores: pd.DataFrame, metric: str, threshold: float,
                detections: pd.DataFrame | None = None, labels: pd.DataFrame | None = None,
-               columns: int = 1000, full: bool = False) -> bytes:
+               columns: int | None = None, full: bool = False, skipped: pd.DataFrame | None = None) -> bytes:
         """PNG of the plot, redrawing no more than what changed since the last render.
 
         Same scores: only the threshold line, marks and legend move. New scores with the same metric,
         labels and width (a live batch): the line's data is replaced and the axes kept. Anything
-        else, or `full=True`: the axes are rebuilt.
+        else, or `full=True`: the axes are rebuilt. `columns` (default: one per pixel) bounds the
+        points drawn (`plotting.decimate`).
         """
+        columns = self.width_px if columns is None else int(columns)
         with self.lock:
             drawn = (scores, labels, metric, columns)
             same_frame = (len(self._drawn) == 4 and labels is self._drawn[1] and metric == self._drawn[2]
                           and columns == self._drawn[3])
             if not full and same_frame and scores is self._drawn[0]:
-                update_threshold(self.ax, self._artists, metric, threshold, detections)
+                update_threshold(self.ax, self._artists, metric, threshold, detections, skipped)
             elif (not full and same_frame and self._artists.get("line") is not None and not scores.empty
                   and metric in scores):
                 update_scores(self.ax, self._artists, scores, metric, columns)
-                update_threshold(self.ax, self._artists, metric, threshold, detections)
+                update_threshold(self.ax, self._artists, metric, threshold, detections, skipped)
                 self._drawn = drawn
             else:
-                self._artists = plot_scores(self.ax, scores, metric, threshold, detections, labels, columns=columns)
+                self._artists = plot_scores(self.ax, scores, metric, threshold, detections, labels, columns=columns,
+                                            skipped=skipped)
                 self._drawn = drawn
-                if scores.empty:
-                    self.ax.text(0.5, 0.5, "no scores yet", transform=self.ax.transAxes, ha="center",
-                                 va="center", color="0.5")
             return self.png()
+
+
+_PLOT_CSS = f"""<style>
+.cht-plot-box {{ container-type: inline-size; width: 100%; }}
+.cht-plot-box > img.cht-plot-narrow {{ display: none; }}
+@container (max-width: {NARROW_BELOW_PX - 1}px) {{
+  .cht-plot-box > img.cht-plot-wide {{ display: none; }}
+  .cht-plot-box > img.cht-plot-narrow {{ display: block; }}
+}}
+</style>"""
+
+
+class ScorePlotView(widgets.VBox):
+    """The score plot as a widget: a wide and a narrow PNG, CSS shows the one that fits its box.
+
+    Both are kept current (a render draws both), so resizing the window never shows a stale
+    plot. Browsers without container queries show the wide one, as before.
+    """
+
+    def __init__(self, width_px: int = WIDE_PX, narrow_px: int = NARROW_PX, height_px: int = 280):
+        narrow_px = min(int(narrow_px), int(width_px))
+        self.renderers = {"wide": ScorePlot(width_px, height_px), "narrow": ScorePlot(narrow_px, height_px)}
+        self.wide = widgets.Image(format="png", layout=widgets.Layout(width="100%", max_width=f"{width_px}px"))
+        self.narrow = widgets.Image(format="png", layout=widgets.Layout(width="100%",
+                                                                         max_width=f"{NARROW_BELOW_PX}px"))
+        for name, image in (("wide", self.wide), ("narrow", self.narrow)):
+            image.add_class("cht-plot")
+            image.add_class(f"cht-plot-{name}")
+        self._style = widgets.HTML(_PLOT_CSS, layout=widgets.Layout(display="none"))
+        super().__init__([self._style, self.wide, self.narrow], layout=widgets.Layout(width="100%"))
+        self.add_class("cht-plot-box")
+
+    @property
+    def value(self) -> bytes:
+        """The wide rendition's PNG bytes (what a test or a script wants to look at)."""
+        return self.wide.value
+
+    def render(self, *args: Any, **kwargs: Any) -> None:
+        """`ScorePlot.render` for both renditions; arguments as there."""
+        self.wide.value = self.renderers["wide"].render(*args, **kwargs)
+        self.narrow.value = self.renderers["narrow"].render(*args, **kwargs)
+
+    def close(self) -> None:
+        for w in (self._style, self.wide, self.narrow):
+            w.close()
+        super().close()
 
 
 class TuningPlot(_Figure):
     """Precision, recall and F1 against threshold, the best threshold and the current one."""
 
-    def __init__(self, width_px: int = 640, height_px: int = 260):
-        super().__init__(width_px, height_px)
-        self.fig.subplots_adjust(left=0.1, right=0.98, top=0.93, bottom=0.18)
+    def __init__(self, width_px: int = 560, height_px: int = 270):
+        super().__init__(width_px, height_px, left_px=54)
 
     def render(self, sweep: pd.DataFrame, best: float | None, threshold: float, metric: str) -> bytes:
         with self.lock:
@@ -93,17 +156,18 @@ class TuningPlot(_Figure):
             ax.clear()
             if not sweep.empty:
                 x = sweep["threshold"].to_numpy(dtype=np.float64)
-                for col, color in (("precision", "#4c72b0"), ("recall", "#dd8452"), ("f1", "#55a868")):
+                for col, color in (("precision", SCORE_COLOR), ("recall", "#dd8452"), ("f1", LABEL_COLOR)):
                     if col in sweep:
-                        ax.plot(x, sweep[col].to_numpy(dtype=np.float64), color=color, lw=1.4 if col == "f1" else 1.0,
-                                label=col)
+                        ax.plot(x, sweep[col].to_numpy(dtype=np.float64), color=color,
+                                lw=1.6 if col == "f1" else 1.0, label="F1" if col == "f1" else col)
                 if best is not None and np.isfinite(best):
-                    ax.axvline(best, color="#55a868", ls=":", lw=1.2, label=f"best {best:.3g}")
-            ax.axvline(threshold, color="#c44e52", ls="--", lw=1.0, label=f"current {threshold:.3g}")
+                    ax.axvline(best, color=LABEL_COLOR, ls=":", lw=1.2, label=f"best {best:.3g}")
+            ax.axvline(threshold, color=THRESHOLD_COLOR, ls="--", lw=1.0, label=f"current {threshold:.3g}")
             ax.set_ylim(-0.02, 1.05)
             ax.set_xlabel(f"threshold ({metric})")
+            ax.set_ylabel("precision · recall · F1")
             ax.grid(alpha=0.2)
-            ax.legend(loc="lower left", fontsize=8, framealpha=0.8)
+            legend_above(ax)
             return self.png()
 
 

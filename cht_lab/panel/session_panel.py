@@ -1,77 +1,78 @@
-"""The interactive panel: `session.panel()` (recorded) and `live.panel()` (live), one ipywidgets layout.
+"""The interactive panel: `session.panel()` (recorded) and `live.panel()` (live), one ipywidgets VBox.
 
-What it shows: thumbnails of the captured frames (newest first, click to enlarge), a threshold
-slider (+ metric dropdown), the score plot with the threshold line, detections and labels, a
-tuning view (precision/recall/F1 against threshold, apply the best) when labels exist, the audio
-chunks with a player, a status line, and an export button for the frame index.
+What it shows: a header, the threshold slider (+ metric dropdown), the score plot (threshold
+line, detections, peaks skipped because of `min_gap`, labels), then tabs — Frames (thumbnails,
+newest first, click a caption to enlarge), Tuning (precision/recall/F1 against threshold, apply
+the best; needs labels.csv), Audio (the chunks, with a player) — an export row and a status line.
 
-Recorded: moving the slider re-marks detections from the stored scores at once (no decoding);
-the thumbnails of frames never extracted are captured in the background (one decode per
-segment per batch) and cached under `<session>/.cache/thumbs/`. Live: the slider drives
-`LiveSession.set_threshold()`; frames arrive through `on_new_frames`, scores and status are
-polled by a ticker thread. Every update from a thread goes through `UiUpdater` (widget_sync):
-coalesced, throttled, applied on the kernel's event loop. So a cell that *blocks* (time.sleep,
-live.wait()) holds the updates back until it ends — nothing is lost, they arrive together; a
-cell that *awaits* (`await asyncio.sleep(1)`) lets them through as they come.
+The panel is a widget: put it in a `VBox` or a `Tab`, link its traits:
 
-Child widgets: `slider`, `metric`, `count`, `plot`, `thumbs` (the gallery), `tabs`,
-`tuning_plot`, `tuning_info`, `apply_best_button`, `audio_list`, `player`, `audio_info`,
-`export_format`, `export_button`, `export_info`, `status`; the whole layout is `widget`.
+    panel = session.panel()
+    panel.threshold = 0.1            # the slider follows; detections are re-marked at once
+    panel.slider.value = 0.1         # the same: the slider is linked to the trait
+    ipywidgets.link((panel, "threshold"), (my_slider, "value"))
+    panel.metric = "scene"           # recorded sessions: any stored metric; each keeps its threshold
+    panel.show_tab("tuning").apply_best_button.click()
 
-The widget logic is plain Python: `panel.slider.value = 0.2` then `panel.detection_count`,
-`panel.plot.value` (PNG bytes), `panel.sync()` to wait for background work.
+Recorded: moving the threshold re-marks detections from the stored scores (no decoding); the
+thumbnails of frames never extracted are captured in the background (one decode per segment per
+batch) and cached under `<session>/.cache/thumbs/`. Live: the threshold drives
+`LiveSession.set_threshold()`; frames arrive through `on_new_frames`, scores and status are polled
+by a ticker thread. Every update from a thread goes through `UiUpdater` (sync.py): coalesced,
+throttled, applied on the kernel's event loop. So a cell that *blocks* (time.sleep, live.wait())
+holds the updates back until it ends; a cell that *awaits* (`await live.wait_async()`) lets them
+through as they come.
+
+Widgets: `header`, `slider`, `metric_dropdown`, `count`, `plot` (`plot.value`: PNG bytes),
+`tab_bar` (the `ipywidgets.Tab`), `tabs` (the tab objects; `tab(name)`), `gallery` (the Frames
+tab's), `export_format`, `export_button`, `export_info`, `status`. `panel.sync()` waits for
+background work.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import traitlets
 
 from cht_lab.detect.decision import DEFAULT_MIN_GAP
-from cht_lab.panel.base import (
-    ALL_PARTS,
-    PanelError,
-    _Panel,
-    default_threshold,
-    fmt_value,
-    metric_columns,
-    slider_range,
-)
-from cht_lab.panel.gallery import format_time
+from cht_lab.panel.base import ALL_PARTS, Panel, PanelError
 from cht_lab.panel.live_panel import LivePanel
+from cht_lab.panel.text import fmt_value, format_time, plural
+from cht_lab.panel.thresholds import default_threshold, metric_columns, slider_range
 from cht_lab.panel.thumbs import Tile
 
 log = logging.getLogger(__name__)
 
 
-# --------------------------------------------------------------------------- recorded
-
-
-class SessionPanel(_Panel):
+class SessionPanel(Panel):
     """The panel of a recorded session: re-threshold from stored scores, thumbnails on demand.
 
-    The slider sets `session.threshold` (and the dropdown `session.metric`), so
+    The threshold sets `session.threshold` (and the metric `session.metric`), so
     `session.scenes()` / `session.capture_frames()` afterwards use what was chosen here.
     """
 
-    kind = "recorded session"
+    heading = "recorded session"
 
     def __init__(self, session: Any, *, max_thumbs: int = 24, interval: float = 0.3, plot_width: int = 960,
-                 min_gap: float | None = None):
+                 min_gap: float | None = None, tabs: Any = None):
         self.session = session
         self.min_gap = DEFAULT_MIN_GAP if min_gap is None else float(min_gap)
-        self._current = pd.DataFrame()
-        self._prepare(Path(session.dir))
-        self._load()
-        super().__init__({s.index: Path(s.path) for s in session.segments},
-                         max_thumbs=max_thumbs, interval=interval, plot_width=plot_width)
+        self._per_metric: dict[str, float] = {}
+        self.errors: deque[dict[str, Any]] = deque(maxlen=50)
+        metric, threshold = self._load()
+        super().__init__(Path(session.dir), {s.index: Path(s.path) for s in session.segments},
+                         threshold=threshold, metric=metric, metrics=self._metrics, max_thumbs=max_thumbs,
+                         interval=interval, plot_width=plot_width, tabs=tabs)
 
-    def _load(self) -> None:
+    def _load(self) -> tuple[str, float]:
+        """Read the session's tables; returns the metric and threshold to start from."""
         from cht_lab.detect.scoring import DEFAULT_METRIC
 
         s = self.session
@@ -93,63 +94,93 @@ class SessionPanel(_Panel):
             metric = DEFAULT_METRIC
         else:
             metric = self._metrics[0]
-        self._metric = metric
-        values = self._scores[metric].to_numpy(dtype=np.float64) if metric in self._scores else None
-        self._threshold = (float(s.threshold) if s.threshold is not None and s.metric in (None, metric)
-                           else default_threshold(metric, values))
-        self._per_metric = {metric: self._threshold}
-        s.metric, s.threshold = self._metric, self._threshold
+        if s.threshold is not None and s.metric in (None, metric):
+            threshold = float(s.threshold)
+        else:
+            threshold = default_threshold(metric, self._values(metric))
+        self._per_metric[metric] = threshold
+        s.metric, s.threshold = metric, threshold
+        return metric, threshold
+
+    def _values(self, metric: str) -> np.ndarray | None:
+        return self._scores[metric].to_numpy(dtype=np.float64) if metric in self._scores else None
 
     def refresh(self) -> None:
         """Re-read scores, frames, labels and audio (after `session.score()` or new captures)."""
-        with self._updater.apply_lock:
-            self._load()
-            self._tuning_cache.clear()
-            self._syncing_controls = True
-            try:
-                self.metric.options = self._metrics or [self._metric]
-                self.metric.value = self._metric
-                self.metric.layout.display = None if len(self._metrics) > 1 else "none"
-            finally:
-                self._syncing_controls = False
-        self._updater.request(*ALL_PARTS, immediate=True)
+        with self._updater.apply_lock, self.hold_updates(*ALL_PARTS):
+            self._per_metric.clear()
+            metric, threshold = self._load()
+            options = self._metrics or [metric]
+            if list(self.metric_dropdown.options) != options:
+                self.metric_dropdown.options = options  # may reset its value: the trait is set right after
+            self.metric_dropdown.layout.display = None if len(options) > 1 else "none"
+            self.metric = metric
+            self.threshold = threshold
 
-    def _set_threshold(self, value: float) -> None:
-        self._threshold = float(value)
-        self._per_metric[self._metric] = self._threshold
-        self.session.threshold = self._threshold
+    # ------------------------------------------------------------------ data
 
-    def _set_metric(self, metric: str) -> None:
-        self._metric = metric
+    @property
+    def scores(self) -> pd.DataFrame:
+        return self._scores
+
+    @property
+    def labels(self) -> pd.DataFrame | None:
+        return self._labels
+
+    @property
+    def audio(self) -> pd.DataFrame:
+        return self._audio
+
+    @traitlets.validate("metric")
+    def _valid_metric(self, proposal: Any) -> str:
+        metric = str(proposal["value"])
+        known = getattr(self, "_metrics", None)
+        if known and metric not in known:
+            raise traitlets.TraitError(f"no {metric!r} scores in this session; metrics: {', '.join(known)}")
+        return metric
+
+    def _on_threshold(self, value: float) -> None:
+        self._per_metric[self.metric] = value
+        self.session.threshold = value
+
+    def _on_metric(self, metric: str) -> None:
+        self.session.metric = metric
         if metric not in self._per_metric:
-            values = self._scores[metric].to_numpy(dtype=np.float64) if metric in self._scores else None
-            self._per_metric[metric] = default_threshold(metric, values)
-        self._threshold = self._per_metric[metric]
-        self.session.metric, self.session.threshold = self._metric, self._threshold
+            self._per_metric[metric] = default_threshold(metric, self._values(metric))
+        self.threshold = self._per_metric[metric]
+        self.session.threshold = self.threshold
 
-    def _detections(self) -> pd.DataFrame:
+    def _detect(self) -> pd.DataFrame:
         from cht_lab.tuning import sweep as tuning
 
-        if self._scores.empty or self._metric not in self._scores:
+        if self._scores.empty or self.metric not in self._scores:
             return self._scores.iloc[:0]
-        return tuning.scenes(self._scores, self._threshold, metric=self._metric, min_gap=self.min_gap)
+        return tuning.scenes(self._scores, self.threshold, metric=self.metric, min_gap=self.min_gap)
 
-    def _tiles(self, limit: int) -> tuple[list[Tile], int]:
-        det = self._current
+    def tiles(self, limit: int) -> tuple[list[Tile], int]:
+        det = self._detections
+        if det.empty:
+            return [], 0
         newest = det.iloc[::-1].iloc[:limit]
         tiles = []
         for seg, fi, ts, score in zip(newest["segment"].to_numpy(), newest["frame_index"].to_numpy(),
-                                      newest["ts"].to_numpy(), newest[self._metric].to_numpy()):
+                                      newest["ts"].to_numpy(), newest[self.metric].to_numpy()):
             seg, fi = int(seg), int(fi)
             tiles.append(Tile(f"s{seg}-f{fi}", float(ts), float(score), self._captured.get((seg, fi)), seg, fi))
         return tiles, len(det)
 
-    def _empty_text(self) -> str:
+    # ------------------------------------------------------------------ words
+
+    @staticmethod
+    def _count_noun(n: int) -> str:
+        return "detection" if n == 1 else "detections"
+
+    def no_frames_text(self) -> str:
         if self._scores.empty:
             return "no scores yet — run session.score(), then panel.refresh()"
         return "no detections at this threshold"
 
-    def _no_audio_text(self) -> str:
+    def no_audio_text(self) -> str:
         return "no audio chunks — session.extract_audio() cuts them, then panel.refresh()"
 
     def _status_items(self) -> list[str]:
@@ -159,12 +190,14 @@ class SessionPanel(_Panel):
             ts = sc["ts"].to_numpy()
             span = float(ts[-1] - ts[0]) if len(ts) > 1 else 0.0
             fps = (len(ts) - 1) / span if span > 0 else None
-            items += [f"{len(sc):,} frames scored", f"{fmt_value(fps, '.1f')} fps", f"{format_time(span)} long"]
+            items += [f"{plural(len(sc), 'frame')} scored", f"{fmt_value(fps, '.1f')} fps", f"{format_time(span)} long"]
         else:
             items.append("not scored yet")
-        items += [f"{len(self.session.segments)} segment(s)", f"{len(self._frames)} captured",
-                  f"{len(self._audio)} audio chunks",
-                  f"{0 if self._labels is None else len(self._labels)} labeled events"]
+        items.append(plural(len(self.session.segments), "recording"))
+        if len(self._frames):  # JPEGs already in frames/ (session.capture_frames() or a live run)
+            items.append(f"{plural(len(self._frames), 'frame')} saved in frames/")
+        items += [plural(len(self._audio), "audio chunk"),
+                  plural(0 if self._labels is None else len(self._labels), "labeled event")]
         return items
 
     def dataframe(self) -> pd.DataFrame:
@@ -173,16 +206,16 @@ class SessionPanel(_Panel):
         `id`/`path` are filled for frames already captured into frames/ (else empty): use
         `session.capture_frames()` to write the JPEGs, which uses this panel's threshold.
         """
-        det = self._current
+        det = self._detections
         out = pd.DataFrame({
-            "ts": det["ts"].to_numpy(dtype=np.float64),
-            "pts": det["pts"].to_numpy(dtype=np.float64),
-            "segment": det["segment"].to_numpy(dtype=np.int32),
-            "frame_index": det["frame_index"].to_numpy(dtype=np.int64),
-            "score": det[self._metric].to_numpy(dtype=np.float64) if len(det) else np.empty(0),
+            "ts": det["ts"].to_numpy(dtype=np.float64) if len(det) else np.empty(0),
+            "pts": det["pts"].to_numpy(dtype=np.float64) if len(det) else np.empty(0),
+            "segment": det["segment"].to_numpy(dtype=np.int32) if len(det) else np.empty(0, np.int32),
+            "frame_index": det["frame_index"].to_numpy(dtype=np.int64) if len(det) else np.empty(0, np.int64),
+            "score": det[self.metric].to_numpy(dtype=np.float64) if len(det) else np.empty(0),
         })
-        out["metric"] = self._metric
-        out["threshold"] = self._threshold
+        out["metric"] = self.metric
+        out["threshold"] = self.threshold
         out["kind"] = "scene"
         if not self._frames.empty:
             known = self._frames[["segment", "frame_index", "id", "path"]].astype(

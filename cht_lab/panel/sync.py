@@ -56,6 +56,7 @@ class UiUpdater:
         self._armed = False  # an apply is scheduled and will pick up everything dirty
         self._last = float("-inf")
         self._timer: Any = None
+        self._later: set[Any] = set()  # pending request_later timers / loop handles, cancelled on close
         self._closed = False
         self.stats = {"requests": 0, "applies": 0, "errors": 0, "off_thread": 0, "dropped": 0}
 
@@ -97,6 +98,26 @@ class UiUpdater:
                     self.stats["dropped"] += 1
             return
         self._arm_or_run(immediate)
+
+    def request_later(self, delay: float, *parts: str) -> None:
+        """`request(*parts)` after `delay` seconds, from any thread: for a redraw that is throttled
+        now but must still happen (a live sweep skipped because the last one is too recent)."""
+        def fire() -> None:
+            with self._state:
+                self._later.discard(handle)
+            self.request(*parts)
+
+        with self._state:
+            if self._closed:
+                return
+            if self._loop is not None:
+                handle: Any = _LoopLater(self._loop, delay, fire)
+            else:
+                handle = threading.Timer(delay, fire)
+                handle.daemon = True
+                handle.name = "cht_lab-ui-later"
+                handle.start()
+            self._later.add(handle)
 
     def _arm_or_run(self, immediate: bool = False) -> None:
         with self._state:
@@ -158,3 +179,31 @@ class UiUpdater:
                 self._timer.cancel()
                 self._timer = None
             self._armed = False
+            for handle in self._later:
+                handle.cancel()
+            self._later.clear()
+
+
+class _LoopLater:
+    """A `loop.call_later` that can be made and cancelled from any thread."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, delay: float, fn: Callable[[], None]):
+        self._handle: asyncio.TimerHandle | None = None
+        self._cancelled = False
+        self._loop = loop
+        try:
+            loop.call_soon_threadsafe(self._schedule, delay, fn)
+        except RuntimeError:  # the loop is closed: nothing will run anyway
+            self._cancelled = True
+
+    def _schedule(self, delay: float, fn: Callable[[], None]) -> None:
+        if not self._cancelled:
+            self._handle = self._loop.call_later(delay, fn)
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        if self._handle is not None:
+            try:
+                self._loop.call_soon_threadsafe(self._handle.cancel)
+            except RuntimeError:
+                pass
