@@ -83,7 +83,7 @@ def time_decode_only(path: Path) -> float:
 
 
 def time_cht_lab(path: Path, backend: str) -> tuple[float, pd.DataFrame]:
-    from cht_lab.detect.decode import score_recording
+    from cht_lab.detect.offline import score_recording
 
     t0 = time.perf_counter()
     df = score_recording(path, backend=backend)

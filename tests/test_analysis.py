@@ -16,8 +16,9 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from cht_lab import layout
-from cht_lab.detect.decode import (AnalysisReader, BackendError, analysis_size, build_analysis_args, choose_backend,
-                              score_recording)
+from cht_lab.detect.decode import BackendError, analysis_size, build_analysis_args, choose_backend
+from cht_lab.detect.offline import score_recording
+from cht_lab.detect.reader import AnalysisReader
 from cht_lab.detect.decision import DEFAULT_MIN_GAP, select_scenes
 from cht_lab.ffmpeg import FfmpegProcess, MediaError, cuda_usable, find_ffmpeg, live_processes, probe
 from cht_lab.detect.scoring import DEFAULT_METRIC, DEFAULT_THRESHOLDS, METRICS, PYTHON_METRICS

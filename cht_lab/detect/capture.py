@@ -131,7 +131,7 @@ def capture_frames(path: str | os.PathLike[str], frame_indices: Sequence[int], o
         raise CaptureError(f"frame numbers must be >= 0 (got {min(idx)})")
     if len(set(outs)) != len(outs):
         raise CaptureError("output paths must be distinct")
-    from cht_lab.detect.decode import probe_video
+    from cht_lab.ffmpeg import probe_video
 
     info = probe_video(p)
     wanted = sorted(set(idx))
@@ -171,7 +171,7 @@ def capture_frames(path: str | os.PathLike[str], frame_indices: Sequence[int], o
             raise MediaError(p, f"capturing did not finish within {timeout:.0f} s") from exc
         if k < len(wanted):
             if rc not in (0, None):
-                from cht_lab.detect.decode import diagnose
+                from cht_lab.detect.reader import diagnose
 
                 raise MediaError(p, f"capture failed: {diagnose(proc, str(p))}")
             raise MediaError(p, f"frame(s) {wanted[k:][:10]} are past the end of the recording "

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from cht_lab import layout
 from cht_lab.detect.capture import save_jpeg
-from cht_lab.detect.decode import FullFrame
+from cht_lab.detect.reader import FullFrame
 from cht_lab.ffmpeg import MediaError
 from cht_lab.index.protocols import IndexWriter
 from cht_lab.status import ErrorLog

@@ -19,7 +19,7 @@ import numpy as np
 
 from cht_lab.detect.capturer import CaptureJob, Capturer
 from cht_lab.detect.decision import ThresholdDecider
-from cht_lab.detect.decode import FrameAnalysis, FullFrame
+from cht_lab.detect.reader import FrameAnalysis, FullFrame
 from cht_lab.detect.scoring import METRICS, PYTHON_METRICS, FrameScorer
 from cht_lab.detect.timeline import Placement
 from cht_lab.index.protocols import IndexWriter

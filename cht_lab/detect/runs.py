@@ -18,7 +18,8 @@ from collections import deque
 from typing import Callable
 
 from cht_lab import layout
-from cht_lab.detect.decode import AnalysisReader, FullFrame, build_analysis_args
+from cht_lab.detect.decode import build_analysis_args
+from cht_lab.detect.reader import AnalysisReader, FullFrame
 from cht_lab.detect.pipeline import FramePipeline
 from cht_lab.detect.recording_clock import MATCH_WAIT, RecordingClock
 from cht_lab.detect.timeline import PTS_EPS, Timeline
