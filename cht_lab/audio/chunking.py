@@ -218,7 +218,7 @@ def write_wav(path: str | os.PathLike[str], pcm: np.ndarray, sample_rate: int, c
     A reader (or a crash) never sees half a chunk: the file either exists complete or not at all.
     `sync_dir=False` leaves the directory fsync to the caller (one for a batch of files).
     """
-    data = memoryview(np.ascontiguousarray(np.asarray(pcm, dtype="<i2"))).cast("B")
+    data = np.ascontiguousarray(np.asarray(pcm, dtype="<i2")).data.cast("B")
 
     def write(fh: BinaryIO) -> None:
         with wave.open(fh, "wb") as w:  # does not close fh: write_atomic fsyncs it next

@@ -176,11 +176,11 @@ def rows_to_table(spec: TableSpec, rows: Sequence[Mapping[str, Any]]) -> pa.Tabl
         try:
             arrays.append(pa.array(cols[field.name], type=field.type, from_pandas=True))
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as exc:
-            i = next((i for i, v in enumerate(cols[field.name]) if not _fits(v, field.type)), None)
-            where = f"{spec.name} row {i}" if i is not None else spec.name
-            if i is not None and isinstance(rows[i], Mapping) and rows[i].get("id"):
-                where += f" ({rows[i].get('id')})"
-            bad = cols[field.name][i] if i is not None else None
+            at = next((k for k, v in enumerate(cols[field.name]) if not _fits(v, field.type)), None)
+            where = f"{spec.name} row {at}" if at is not None else spec.name
+            if at is not None and isinstance(rows[at], Mapping) and rows[at].get("id"):
+                where += f" ({rows[at].get('id')})"
+            bad = cols[field.name][at] if at is not None else None
             raise IndexSchemaError(f"{where}: {field.name} must be {field.type}, got {bad!r} ({exc})") from None
     return pa.Table.from_arrays(arrays, schema=spec.schema)
 
