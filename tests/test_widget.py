@@ -334,13 +334,28 @@ def test_a_failing_update_is_reported_not_raised_into_the_worker():
     assert u.stats["errors"] == 1 and isinstance(errors[0], RuntimeError)
 
 
+def _labels_csv(session_dir: Path) -> Path:
+    session_dir.mkdir(parents=True, exist_ok=True)
+    path = session_dir / "labels.csv"
+    path.write_text("time,end,kind,note\n" + "".join(f"{t},,cut,slide {i + 2}\n" for i, t in enumerate(CUTS)))
+    return path
+
+
 def test_live_panel_follows_a_live_session(tmp_path: Path, slides_clip: Path):
     from cht_lab.live import LiveSession
+    from cht_lab.tuning.labels import load_labels
+    from cht_lab.tuning.sweep import find_best
 
-    live = LiveSession(slides_clip, session_dir=tmp_path / "20240101_130000", realtime=False)
+    session_dir = tmp_path / "20240101_130000"
+    labels = load_labels(_labels_csv(session_dir))
+    live = LiveSession(slides_clip, session_dir=session_dir, realtime=False)
     panel = live.panel(poll=0.2)
+    slider_max = [panel.slider.max]
+    panel.slider.observe(lambda c: slider_max.append(c["new"]), names="max")
+    tuning = panel.show_tab("tuning")  # shown while the session runs: it sweeps the first scores
     try:
         assert panel.detection_count == 0
+        assert "no scores yet" in tuning.info.value
         with live:
             assert live.wait(timeout=120), "the clip was not processed"
             expected = len(live.frames())
@@ -350,8 +365,10 @@ def test_live_panel_follows_a_live_session(tmp_path: Path, slides_clip: Path):
                 time.sleep(0.05)
             assert panel.detection_count == expected > 0
             panel.slider.value = panel.slider.max / 2
-            assert live.threshold == pytest.approx(panel.slider.value)
+            assert live.threshold == pytest.approx(panel.slider.value) == pytest.approx(panel.threshold)
+            live.set_threshold(0.2)  # from code: the panel follows at its next redraw
         assert panel.sync(timeout=30)
+        assert panel.threshold == pytest.approx(0.2) == pytest.approx(panel.slider.value)
         frames = live.frames()
         assert panel.detection_count == len(frames)
         assert [t.key for t in panel.gallery.tiles] == frames.sort_values("ts", ascending=False)["id"].tolist()[:24]
@@ -360,12 +377,41 @@ def test_live_panel_follows_a_live_session(tmp_path: Path, slides_clip: Path):
         assert panel.plot.value[:4] == b"\x89PNG"
         assert panel.update_stats["errors"] == 0 and not panel.errors
         assert panel.dataframe()["id"].tolist() == frames["id"].tolist()
+        # the live panel's slider only ever grew; its tuning ends up computed on every score
+        assert slider_max == sorted(slider_max)
+        scores = live.scores()
+        assert tuning.swept_rows == len(scores) > 0
+        assert panel.best_threshold == pytest.approx(find_best(scores, labels, metric=live.metric).threshold)
+        assert "best threshold" in tuning.info.value and "curves from the first" not in tuning.info.value
     finally:
         panel.close()
         live.stop()
     leftovers = [t.name for t in threading.enumerate()
                  if t.name in ("cht_lab-panel-ticker", "cht_lab-thumbnails") and t.is_alive()]
     assert not leftovers, f"a closed panel left threads running: {leftovers}"
+
+
+def test_awaiting_wait_async_lets_the_live_panel_update(tmp_path: Path, slides_clip: Path):
+    """What the notebook does: `await live.wait_async()` keeps the kernel's loop free for the panel."""
+    from cht_lab.live import LiveSession
+
+    async def main() -> tuple[bool, list[tuple[float, int]], float, dict]:
+        live = LiveSession(slides_clip, session_dir=tmp_path / "20240101_140000", realtime=False)
+        panel = live.panel(poll=0.1, interval=0.05)
+        seen: list[tuple[float, int]] = []
+        panel.count.observe(lambda _c: seen.append((time.monotonic(), panel.detection_count)), names="value")
+        try:
+            with live:
+                ok = await live.wait_async(120)
+                ended = time.monotonic()
+            return ok, seen, ended, panel.update_stats
+        finally:
+            panel.close()
+
+    ok, seen, ended, stats = asyncio.run(main())
+    assert ok, "the clip was not processed"
+    assert stats["mode"] == "loop" and stats["off_thread"] == 0 and stats["errors"] == 0
+    assert any(n > 0 and t < ended for t, n in seen), f"no capture was shown while waiting: {seen}"
 
 
 def test_a_malformed_labels_file_is_reported_in_the_panel_not_raised(session):
@@ -377,3 +423,207 @@ def test_a_malformed_labels_file_is_reported_in_the_panel_not_raised(session):
         assert p.detection_count == len(session.scenes())  # the rest of the panel works
     finally:
         p.close()
+
+
+# --------------------------------------------------------------------------- a widget among widgets
+
+
+def test_panel_composes_and_links_like_any_widget(panel, session):
+    import ipywidgets as widgets
+    import traitlets
+
+    box = widgets.VBox([widgets.HTML("<b>my lab</b>"), panel])
+    tabs = widgets.Tab([panel], titles=("cht",))
+    assert box.children[1] is panel and tabs.children[0] is panel
+    other = widgets.FloatText()
+    widgets.link((panel, "threshold"), (other, "value"))
+    low = panel.slider.min + 2 * panel.slider.step
+    other.value = low  # one threshold: the trait, the slider, the session and the detections follow
+    assert panel.threshold == panel.slider.value == session.threshold == pytest.approx(low)
+    assert panel.detection_count == len(session.scenes())
+    panel.threshold = 0.2
+    assert other.value == panel.slider.value == pytest.approx(0.2)
+    assert panel.get_state()["threshold"] == pytest.approx(0.2)  # synced: jslink works in the browser too
+    beyond = panel.slider.max * 3  # past the slider's end: the slider grows, nothing is clamped
+    panel.threshold = beyond
+    assert panel.slider.value == panel.threshold == pytest.approx(beyond)
+    assert panel.threshold <= panel.slider.max
+    with pytest.raises(traitlets.TraitError):
+        panel.threshold = -1.0
+    assert panel.metric == session.metric == panel.metric_dropdown.value
+
+
+def test_live_panel_metric_is_fixed(tmp_path: Path, slides_clip: Path):
+    import traitlets
+
+    from cht_lab.live import LiveSession
+
+    live = LiveSession(slides_clip, session_dir=tmp_path / "20240101_150000", realtime=False)
+    panel = live.panel()
+    try:
+        assert panel.metric == live.metric and panel.metric_dropdown.disabled
+        with pytest.raises(traitlets.TraitError, match="fixed"):
+            panel.metric = "score" if live.metric != "score" else "pixels"
+        assert not panel.slider_shrinks and panel.growing  # behaviour flags, not the title
+        assert panel.heading == "live session" and "live session" in panel.header.value
+    finally:
+        panel.close()
+        live.stop()
+
+
+def test_a_new_tab_is_one_class(session):
+    import ipywidgets as widgets
+
+    from cht_lab.panel.tab import DEFAULT_TABS, PanelTab, resolve_tabs
+
+    class CountTab(PanelTab):
+        title = "Count"
+        redraws_on = frozenset({"threshold"})
+
+        def build(self) -> widgets.Widget:
+            self.seen: list[int] = []
+            return widgets.HTML()
+
+        def update(self, parts: set[str]) -> None:
+            self.seen.append(self.panel.detection_count)
+            self.widget.value = f"{self.panel.detection_count} at {self.panel.threshold:.3f}"
+
+    class BrokenTab(PanelTab):
+        title = "Broken"
+        redraws_on = frozenset({"threshold"})
+
+        def build(self) -> widgets.Widget:
+            return widgets.HTML()
+
+        def update(self, parts: set[str]) -> None:
+            raise RuntimeError("tab bug")
+
+    assert [c.title for c in resolve_tabs(None)] == ["Frames", "Tuning", "Audio"] and len(DEFAULT_TABS) == 3
+    p = session.panel(tabs=[*DEFAULT_TABS, CountTab, BrokenTab])
+    try:
+        assert [t.title for t in p.tabs] == list(p.tab_bar.titles) == ["Frames", "Tuning", "Audio", "Count", "Broken"]
+        p.slider.value = p.slider.min + 2 * p.slider.step
+        count = p.tab("count")
+        assert count.seen[-1] == p.detection_count and count.widget.value.startswith(str(p.detection_count))
+        assert "broken tab" in p.status.value and "tab bug" in p.status.value  # reported, not raised
+        assert p.detection_count == len(session.scenes())  # the rest of the panel kept working
+    finally:
+        p.close()
+    with pytest.raises(TypeError):
+        resolve_tabs([object])
+
+
+def test_tuning_tab_resweeps_as_live_scores_grow(session):
+    """The live panel's sweep was made on the first seconds and kept; now new scores are swept again."""
+    from cht_lab.panel.tuning_tab import TuningTab
+
+    all_scores, labels = session.scores(), session.labels
+
+    class FakePanel:
+        metric, threshold, min_gap, growing = "settled", 0.15, 1.0, True
+        scores = all_scores.iloc[: len(all_scores) // 2]
+        later: list[tuple[float, tuple[str, ...]]] = []
+
+        def request_later(self, delay: float, *parts: str) -> None:
+            self.later.append((delay, parts))
+
+    fake = FakePanel()
+    fake.labels = labels
+    tab = TuningTab(fake)  # type: ignore[arg-type]
+    tab.update({"scores"})
+    assert tab.swept_rows == len(fake.scores)
+    fake.scores = all_scores  # a live batch, within the refresh interval: shown stale, a refresh scheduled
+    tab.update({"scores"})
+    assert tab.swept_rows == len(all_scores) // 2
+    assert "curves from the first" in tab.info.value
+    assert len(fake.later) == 1 and 0 < fake.later[0][0] <= tab.refresh_interval and fake.later[0][1] == ("tuning",)
+    tab.refresh_interval = 0.0  # the interval is over
+    tab.update({"tuning"})
+    assert tab.swept_rows == len(all_scores)
+    fake.growing, tab.refresh_interval = False, 60.0
+    fake.scores = all_scores.copy()  # the session ended: the last scores are swept at once
+    assert tab.best_threshold == pytest.approx(session.best_threshold())
+    assert tab.swept_rows == len(all_scores) and len(fake.later) == 1
+    tab.close()
+
+
+# --------------------------------------------------------------------------- plots and words
+
+
+def _one_hour_with_a_spike_at_the_end() -> tuple[pd.DataFrame, pd.DataFrame]:
+    ts = np.arange(3000) / 30.0
+    values = np.full(ts.size, 0.01)
+    values[[600, 1500, 2999]] = 0.9  # the newest frame is the tallest spike, top right
+    scores = pd.DataFrame({"ts": ts, "settled": values})
+    return scores, scores.iloc[[600, 1500, 2999]]
+
+
+@pytest.mark.parametrize("width", [960, 640])
+def test_the_legend_never_covers_the_plot(width):
+    from cht_lab.panel.plot import ScorePlot, TuningPlot
+
+    scores, det = _one_hour_with_a_spike_at_the_end()
+    labels = pd.DataFrame({"time": [20.0, 50.0], "end": [np.nan, np.nan]})
+    plot = ScorePlot(width)
+    plot.render(scores, "settled", 0.5, det, labels, skipped=scores.iloc[[1510]])
+    legend = plot.ax.get_legend()
+    assert len(legend.get_texts()) == 5  # score, threshold, labels, detections, skipped
+    box, axes = legend.get_window_extent(), plot.ax.get_window_extent()
+    assert box.y0 >= axes.y1 - 1, "the legend overlaps the axes"
+    assert box.x1 <= plot.fig.bbox.width and box.y1 <= plot.fig.bbox.height, "the legend is cut off"
+
+    tuning = TuningPlot()
+    sweep = pd.DataFrame({"threshold": np.linspace(0, 1, 21), "precision": np.linspace(0, 1, 21),
+                          "recall": np.linspace(1, 0, 21), "f1": 0.5})
+    tuning.render(sweep, 0.5, 0.2, "settled")
+    assert tuning.ax.get_ylabel() and tuning.ax.get_xlabel() == "threshold (settled)"
+    assert tuning.ax.get_legend().get_window_extent().y0 >= tuning.ax.get_window_extent().y1 - 1
+
+
+def test_no_scores_shows_a_message_not_an_empty_axis():
+    from cht_lab.panel.plot import ScorePlot
+
+    plot = ScorePlot()
+    empty = plot.render(pd.DataFrame(columns=["ts", "settled"]), "settled", 0.15)
+    assert empty[:4] == b"\x89PNG" and not plot.ax.axison
+    assert [t.get_text() for t in plot.ax.texts] == ["no scores yet"]
+    scores, det = _one_hour_with_a_spike_at_the_end()
+    plot.render(scores, "settled", 0.15, det)
+    assert plot.ax.axison and not plot.ax.texts
+
+
+def test_a_peak_skipped_by_min_gap_is_marked_and_explained(session):
+    from cht_lab.panel.plotting import skipped_peaks
+
+    scores, _ = _one_hour_with_a_spike_at_the_end()
+    scores.loc[605, "settled"] = 0.95  # 1/6 s after a detection, taller than it, a run of its own
+    scores.loc[601, "settled"] = 0.6  # the detection's own run: not "skipped"
+    det = scores.iloc[[600, 1500, 2999]]
+    assert skipped_peaks(scores, "settled", 0.5, det, 1.0).index.tolist() == [605]
+    assert skipped_peaks(scores, "settled", 0.5, det, 0.0).empty
+
+    p = session.panel(min_gap=3.0)  # the cut at 4 s comes 2 s after the one at 2 s: skipped
+    try:
+        p.threshold = p.best_threshold
+        assert len(p.skipped) == 1 and 4.0 <= float(p.skipped["ts"].iloc[0]) < 4.5  # settled fires as the screen rests
+        assert "1 peak skipped" in p.count.value and "min_gap" in p.count.value
+    finally:
+        p.close()
+
+
+def test_words():
+    from cht_lab.panel.text import fmt_value, format_time, plural
+
+    assert format_time(59.96) == "1:00.0" and format_time(3599.96) == "1:00:00.0"
+    assert format_time(8.04) == "0:08.0" and format_time(3661.0) == "1:01:01.0" and format_time(-3.2) == "-0:03.2"
+    assert plural(1, "capture") == "1 capture" and plural(0, "capture") == "0 captures"
+    assert plural(1204, "frame") == "1,204 frames"
+    assert fmt_value(None, ".1f") == fmt_value(float("nan"), ".1f") == "–"
+
+
+def test_recorded_status_says_what_it_counts(panel):
+    status = panel.status.value
+    assert "captured" not in status and "(s)" not in status  # "0 captured" next to "3 detections" confused
+    assert "1 recording" in status and "3 labeled events" in status
+    assert panel.plot.wide.value != panel.plot.narrow.value  # two renditions, for wide and narrow boxes
+    assert _png_size(panel.plot.wide.value)[0] == 960 and _png_size(panel.plot.narrow.value)[0] == 640
