@@ -86,6 +86,33 @@ def test_replay_serves_a_live_session(clip, tmp_path):
     assert not any(n.startswith("replay") for n in leftover), leftover
 
 
+def test_a_replay_waiting_for_its_client_serves_it_every_frame(clip, tmp_path):
+    """wait_for_client: a client that connects late (after something slow) still gets the first keyframe."""
+    with replay(clip, out_dir=tmp_path, speed=3.0, wait_for_client=20) as server:
+        time.sleep(0.5)  # the slow thing between starting the replay and connecting to it
+        assert server.segments == [] and not layout.recordings(server.session_dir), "streaming before a client"
+        assert server.status["elapsed"] == 0.0, "the clock starts with the stream"
+        data = _read_all(server.socket_path)
+        assert server.wait(10)
+    frames = probe(clip).video.frames
+    assert _decode_frames(data) == frames
+    (rec,) = layout.recordings(server.session_dir)
+    assert probe(rec).video.frames == frames
+    assert server.status["state"] == "finished" and not server.errors
+
+
+def test_a_replay_streams_anyway_when_no_client_comes_and_stops_while_waiting(clip, tmp_path):
+    with replay(clip, out_dir=tmp_path / "a", speed=3.0, wait_for_client=0.2) as server:
+        assert server.wait(20), "no client within wait_for_client: the replay streams on its own"
+    assert len(layout.recordings(server.session_dir)) == 1 and not server.errors
+    t0 = time.monotonic()
+    with replay(clip, out_dir=tmp_path / "b", speed=3.0, wait_for_client=60) as server:
+        pass
+    assert time.monotonic() - t0 < 10 and server.done.is_set(), "stop() ends the wait"
+    assert server.status["state"] == "stopped" and not layout.recordings(server.session_dir)
+    assert live_processes() == []
+
+
 def test_recording_grows_while_replaying(clip, tmp_path):
     with replay(clip, out_dir=tmp_path, speed=1.0) as server:
         rec = wait_for(lambda: layout.recordings(server.session_dir), what="stream file")[0]

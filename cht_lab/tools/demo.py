@@ -19,6 +19,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+CONNECT_WAIT = 30.0  # s the replay holds its stream for the LiveSession to connect
+
 
 @dataclass
 class DemoResult:
@@ -32,11 +34,15 @@ def run_demo(sample: str = "slides", speed: float = 2.0, out_dir: str | os.PathL
     """Replay `sample` at `speed`× real time through a LiveSession; summarise and plot the result.
 
     `progress`: a tqdm bar over the sample's media seconds (for a terminal).
+
+    The LiveSession joins the replay's socket at a keyframe, so the replay holds its stream until
+    the LiveSession has connected, and the progress bar probes the recording before either starts:
+    no frame of the sample is lost however slowly things start.
     """
     from cht_lab.live import LiveSession
     from cht_lab.panel.plotting import save_score_plot
     from cht_lab.tools.replay_server import replay
-    from cht_lab.tools.samples.render import sample_dir
+    from cht_lab.tools.samples import sample_dir
     from cht_lab.session import open_session
     from cht_lab.tuning.sweep import match
 
@@ -45,15 +51,15 @@ def run_demo(sample: str = "slides", speed: float = 2.0, out_dir: str | os.PathL
     out = Path(out_dir) if out_dir else Path.cwd() / "sessions"
     latencies: list[float] = []
     captured = threading.Event()
+    bar = _bar(source, sample) if progress else None
     t0 = time.monotonic()
-    with replay(source, out_dir=out, speed=speed) as server:
+    with replay(source, out_dir=out, speed=speed, wait_for_client=CONNECT_WAIT) as server:
         live = LiveSession(server.session_dir, backend=backend)
 
         @live.on_new_frames
         def _note(rows: list[dict[str, Any]]) -> None:
             captured.set()
 
-        bar = _bar(source, sample) if progress else None
         with live:
             while not server.done.wait(0.25):
                 lag = live.status.get("lag")

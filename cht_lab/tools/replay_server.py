@@ -50,12 +50,17 @@ class Replay:
     Use as a context manager (or start()/stop()). `session_dir` and `socket_path` exist once
     started; `done` is set when the source is exhausted (never with loop=True); `errors` lists
     what went wrong (ffmpeg failures), also shown in `status`.
+
+    `wait_for_client` (seconds): hold the stream, and the clock that paces it, until the first
+    socket client has connected (or that long has passed). A client joins at the next keyframe,
+    so one started just after the replay (a LiveSession on `session_dir`) would otherwise miss
+    the first GOP whenever anything slow runs in between. None streams at once, as cht does.
     """
 
     def __init__(self, source: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None,
                  speed: float = 1.0, *, socket_name: str = layout.SOCKET_NAME, loop: bool = False,
                  socket_path: str | os.PathLike[str] | None = None, record_sends: bool = False,
-                 on_segment: Callable[[int, Path], None] | None = None):
+                 on_segment: Callable[[int, Path], None] | None = None, wait_for_client: float | None = None):
         self.source = Path(source)
         if not self.source.exists():
             raise MediaError(self.source, "no such file")
@@ -71,6 +76,7 @@ class Replay:
         self._socket_path_override = Path(socket_path) if socket_path is not None else None
         self.record_sends = record_sends
         self.on_segment = on_segment
+        self.wait_for_client = wait_for_client
         self._plan, self._audio_src = self._make_plan()
         self.session_dir: Path | None = None
         self.socket_path: Path | None = None
@@ -119,18 +125,37 @@ class Replay:
             shutil.copyfile(labels, self.session_dir / layout.LABELS_CSV)
         self.socket_path = self._socket_path_override or self.session_dir / self.socket_name
         self.server = StreamServer(self.socket_path, record_sends=self.record_sends).start()
-        self._t0 = time.monotonic()
-        if self._audio_src is not None:
-            self._audio_proc = FfmpegProcess(
-                ["-hide_banner", "-nostdin", "-loglevel", "error", "-readrate", f"{self.speed:g}",
-                 "-i", str(self._audio_src), "-c", "copy", "-f", "adts", "-flush_packets", "1",
-                 str(self.session_dir / layout.STREAM_DIR / layout.AUDIO_AAC)],
-                stdout=None, name="replay-audio")
+        if self.wait_for_client is None:
+            self._begin()
         self._thread = threading.Thread(target=self._run, name="replay", daemon=True)
         self._state = "running"
         self._thread.start()
         log.info("replaying %s at %gx into %s", self.source, self.speed, self.session_dir)
         return self
+
+    def _begin(self) -> bool:
+        """Start the clock (and the audio.aac writer); False when stop() came first."""
+        with self._lock:  # stop() sets _stop before it takes the lock: it sees what starts here
+            if self._stop.is_set():
+                return False
+            self._t0 = time.monotonic()
+            if self._audio_src is not None:
+                assert self.session_dir is not None
+                self._audio_proc = FfmpegProcess(
+                    ["-hide_banner", "-nostdin", "-loglevel", "error", "-readrate", f"{self.speed:g}",
+                     "-i", str(self._audio_src), "-c", "copy", "-f", "adts", "-flush_packets", "1",
+                     str(self.session_dir / layout.STREAM_DIR / layout.AUDIO_AAC)],
+                    stdout=None, name="replay-audio")
+        return True
+
+    def _await_client(self, timeout: float) -> None:
+        assert self.server is not None
+        deadline = time.monotonic() + timeout
+        while self.server.clients == 0 and not self._stop.is_set():
+            if time.monotonic() >= deadline:
+                log.warning("no client on %s after %.1f s; streaming anyway", self.socket_path, timeout)
+                return
+            self._stop.wait(0.01)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop streaming, reap ffmpeg, remove the socket. Safe to call twice or before start()."""
@@ -181,6 +206,10 @@ class Replay:
 
     def _run(self) -> None:
         try:
+            if self.wait_for_client is not None:
+                self._await_client(self.wait_for_client)
+                if not self._begin():
+                    return  # stopped while waiting
             self._run_segments()
             if not self._stop.is_set():
                 self._state = "finished" if not self.errors else "failed"
