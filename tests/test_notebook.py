@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import ast
+import json
 import re
 import shutil
 import time
@@ -18,6 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "live_session.ipynb"
 KEY_CELLS = {"setup", "score", "panel", "tune", "sweep", "best-threshold", "live", "export"}
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+PROBE_TAG = "test-probe"  # a cell the test appends: what the tests read, kept out of the notebook itself
+PROBE = "import json\nprint('probe ' + json.dumps({'live_panel': live_panel.update_stats, 'panel': panel.update_stats}))"
 
 
 def _tagged(nb, tag: str):
@@ -57,6 +59,7 @@ def executed(tmp_path_factory: pytest.TempPathFactory):
 
     work = tmp_path_factory.mktemp("notebook")
     nb = nbformat.read(NOTEBOOK, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(PROBE, metadata={"tags": [PROBE_TAG]}))
     bundled = sample_dir("slides")  # generated once if missing; the run works on a copy (it writes an index)
     shutil.copytree(bundled, work / "samples" / bundled.name, ignore=shutil.ignore_patterns("index", ".cache"))
     with pytest.MonkeyPatch.context() as mp:  # the kernel inherits this environment
@@ -121,10 +124,26 @@ def test_live_panel_updates_arrived_on_the_kernel_loop(executed):
     assert status.group(1) == "stopped"
     assert int(status.group(3)) > 0 and int(status.group(4)) > 0
     assert int(status.group(6)) == 0, text
-    stats = ast.literal_eval(re.search(r"panel updates: (\{.*\})", text).group(1))
-    assert stats["mode"] == "loop"  # the kernel's event loop was found and used
-    assert stats["off_thread"] == 0 and stats["errors"] == 0
-    assert 0 < stats["applies"] <= stats["requests"]
+    probe = json.loads(_text(_tagged(executed, PROBE_TAG)).split("probe ", 1)[1])
+    for stats in probe.values():
+        assert stats["mode"] == "loop"  # the kernel's event loop was found and used
+        assert stats["off_thread"] == 0 and stats["errors"] == 0
+        assert 0 < stats["applies"] <= stats["requests"]
+
+
+def test_live_cell_awaits_instead_of_blocking():
+    """A blocking `live.wait()` freezes the panel ("0 frames") until the cell ends."""
+    source = _tagged(nbformat.read(NOTEBOOK, as_version=4), "live").source
+    assert "await live.wait_async(" in source
+    assert not re.search(r"\blive\.wait\(", source) and "time.sleep" not in source
+
+
+def test_notebook_prints_no_debug_output(executed):
+    for cell in executed.cells:
+        if cell.cell_type != "code" or PROBE_TAG in cell.metadata.get("tags", []):
+            continue
+        text = _text(cell)
+        assert "panel updates" not in text and "'mode'" not in text, f"debug output in {cell.source[:40]!r}: {text}"
 
 
 def test_exported_frame_index_has_rows(executed):
