@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import pandas as pd
 
@@ -23,6 +23,11 @@ from cht_lab._version import __version__
 from cht_lab.detect.decision import DEFAULT_MIN_GAP
 from cht_lab.ffmpeg import MediaError, probe
 from cht_lab.index.session_index import SessionIndex
+from cht_lab.status import ErrorLog, WorkerState, merge_errors
+
+if TYPE_CHECKING:
+    from cht_lab.audio.extractor import AudioExtractor
+    from cht_lab.detect.supervisor import SceneDetector
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +78,10 @@ class LiveSession:
         self._lock = threading.Lock()
         self._state = "idle"
         self._index: SessionIndex | None = None
-        self._detector: Any = None
-        self._audio: Any = None
+        self._detector: SceneDetector | None = None
+        self._audio: AudioExtractor | None = None
         self._started_at: float | None = None
-        self._errors: list[dict[str, Any]] = []
+        self._errors = ErrorLog("session", log)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -114,7 +119,7 @@ class LiveSession:
         log.info("live session %s started (source %s)", self.session_dir, self.source)
         return self
 
-    def _make_audio_extractor(self) -> Any:
+    def _make_audio_extractor(self) -> AudioExtractor | None:
         from cht_lab.audio.extractor import AudioExtractor
 
         if self._cht_dir is not None:
@@ -180,7 +185,7 @@ class LiveSession:
         audio = self._audio
         if audio is None:
             return True
-        if getattr(audio, "follow", False) and audio.idle_timeout is None:
+        if audio.follow and audio.idle_timeout is None:
             audio.idle_timeout = AUDIO_END_IDLE  # the session is over: no recording grows any more
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         return bool(audio.join(left))
@@ -233,10 +238,7 @@ class LiveSession:
                 self._record_error("on_new_audio callback", exc)
 
     def _record_error(self, where: str, exc: BaseException) -> None:
-        log.error("%s: %s failed: %s", self.session_dir, where, exc, exc_info=exc)
-        with self._lock:
-            self._errors.append({"time": time.time(), "worker": where, "error": f"{type(exc).__name__}: {exc}"})
-            del self._errors[:-50]
+        self._errors.exception(f"{self.session_dir}: {where}", exc)
 
     # ------------------------------------------------------------------ reading
 
@@ -246,9 +248,8 @@ class LiveSession:
         det = self._detector.status if self._detector is not None else {}
         aud = self._audio.status if self._audio is not None else {"state": "off" if not self.audio_enabled else "idle"}
         idx_health = self._index.health() if self._index is not None and hasattr(self._index, "health") else {}
-        errors = [*self._errors, *_worker_errors("detector", det), *_worker_errors("audio", aud),
-                  *_worker_errors("index", idx_health)]
-        errors.sort(key=lambda e: e.get("time") or 0.0)  # last_error is the newest, whichever worker
+        errors = merge_errors(self._errors.errors, _worker_errors("detector", det), _worker_errors("audio", aud),
+                              _worker_errors("index", idx_health))  # last_error is the newest, whichever worker
         last_error = errors[-1].get("error") if errors else None
         return {
             "state": self._overall_state(det, aud),
@@ -274,7 +275,7 @@ class LiveSession:
         det_state = det.get("state")
         if det_state == "failed":
             return "failed"
-        if det_state == "finished" and aud.get("state") in (None, "off", "idle", "done", "no audio", "failed", "stopped"):
+        if det_state == "finished" and (aud.get("state") in (None, "off", "idle") or WorkerState(aud["state"]).ended):
             return "finished"
         return "running"
 

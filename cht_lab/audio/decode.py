@@ -18,7 +18,6 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 
@@ -27,7 +26,7 @@ from cht_lab import layout
 log = logging.getLogger(__name__)
 
 __all__ = ["AudioSegment", "find_audio_sources", "no_audio_reason", "StreamWatch", "decode_args", "decode_pcm",
-           "pipe_format", "grow_pipe", "BENIGN", "READ_BLOCK"]
+           "pipe_format", "BENIGN", "READ_BLOCK"]
 
 #: demuxer to name for a pipe input (a pipe cannot be probed by file name)
 _PIPE_FORMATS = {".aac": "aac", ".adts": "aac", ".mp4": "mov", ".m4a": "mov", ".m4v": "mov",
@@ -135,18 +134,6 @@ def decode_pcm(path: str | os.PathLike[str], *, sample_rate: int = 16000, channe
     args = decode_args(path, sample_rate=sample_rate, channels=channels)[4:]  # run_ffmpeg adds its own flags
     res = run_ffmpeg(args, timeout=timeout, path=path)
     return np.frombuffer(res.stdout, dtype="<i2").reshape(-1, channels)
-
-
-def grow_pipe(stream: IO[bytes] | None, size: int = 1 << 20) -> None:
-    """Let ffmpeg run up to `size` bytes (~30 s of 16 kHz PCM) ahead of the reader (Linux; else a no-op)."""
-    if stream is None:
-        return
-    try:
-        import fcntl
-
-        fcntl.fcntl(stream.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), size)
-    except (OSError, ValueError, AttributeError, ImportError):
-        pass
 
 
 def no_audio_reason(session_dir: Path, known: dict[Path, bool]) -> str:

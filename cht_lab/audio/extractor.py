@@ -31,11 +31,11 @@ import pandas as pd
 
 from cht_lab import layout
 from cht_lab.audio.chunking import Chunker, EnergyVad
-from cht_lab.audio.decode import (AudioSegment, StreamWatch, decode_args, decode_pcm, find_audio_sources, grow_pipe,
+from cht_lab.audio.decode import (AudioSegment, StreamWatch, decode_args, decode_pcm, find_audio_sources,
                                   no_audio_reason, pipe_format)
 from cht_lab.audio.segment import Segment, after_replacement, chunk_row, feed, read_pcm, resume_point, verdict
 from cht_lab.audio.writer import AudioChunk, ChunkCallback, ChunkWriter, WriteFailed
-from cht_lab.ffmpeg import FfmpegProcess, MediaError
+from cht_lab.ffmpeg import FfmpegProcess, MediaError, grow_pipe
 from cht_lab.index.protocols import IndexWriter
 from cht_lab.sources.follow import wait_for_data
 from cht_lab.status import ErrorLog, WorkerState

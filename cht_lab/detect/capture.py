@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
+from cht_lab.atomic import write_atomic
 from cht_lab.ffmpeg import FfmpegProcess, MediaError, find_ffmpeg
 
 log = logging.getLogger(__name__)
@@ -30,24 +31,6 @@ _MAX_INLINE_EXPR = 60_000  # longer select expressions go through a filter scrip
 
 class CaptureError(ValueError):
     """Bad capture arguments (frame numbers / output paths)."""
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temp name in the same directory, fsync, rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def encode_jpeg(image: Any, quality: int = DEFAULT_QUALITY) -> bytes:
@@ -76,7 +59,7 @@ def save_jpeg(image: Any, path: Any, quality: int = DEFAULT_QUALITY) -> int:
     if isinstance(image, (str, os.PathLike)) and not isinstance(path, (str, os.PathLike)):
         image, path = path, image
     data = bytes(image) if isinstance(image, (bytes, bytearray, memoryview)) else encode_jpeg(image, quality)
-    _write_atomic(Path(path), data)
+    write_atomic(Path(path), data, mkdir=True)
     return len(data)
 
 
@@ -162,7 +145,7 @@ def capture_frames(path: str | os.PathLike[str], frame_indices: Sequence[int], o
             data = encode_jpeg(img, quality)
             for j, (fi, out) in enumerate(zip(idx, outs)):
                 if fi == n:
-                    _write_atomic(out, data)
+                    write_atomic(out, data, mkdir=True)
                     results[j] = {"frame_index": n, "path": str(out), "width": w, "height": h, "bytes": len(data)}
             k += 1
         try:

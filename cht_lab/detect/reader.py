@@ -21,12 +21,11 @@ from typing import IO, Any, Callable, Iterator, Sequence
 import numpy as np
 
 from cht_lab.detect.decode import TIME_BASE, AnalysisPlan, BackendError
-from cht_lab.ffmpeg import FfmpegProcess, MediaError
+from cht_lab.ffmpeg import FfmpegProcess, MediaError, grow_pipe
 
 log = logging.getLogger(__name__)
 
 _PIPE_SIZE = 1 << 20
-_F_SETPIPE_SZ = 1031
 
 
 def open_fifo(path: str | os.PathLike[str], pipe_size: int = _PIPE_SIZE) -> int:
@@ -36,17 +35,8 @@ def open_fifo(path: str | os.PathLike[str], pipe_size: int = _PIPE_SIZE) -> int:
     setup is harmless; the flip side is that EOF never comes, so readers stop when ffmpeg exits.
     """
     fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
-    _grow_pipe(fd, pipe_size)
+    grow_pipe(fd, pipe_size)
     return fd
-
-
-def _grow_pipe(fd: int, size: int) -> None:
-    try:
-        import fcntl
-
-        fcntl.fcntl(fd, _F_SETPIPE_SZ, size)  # fewer wake-ups per frame
-    except (OSError, ImportError, ValueError):
-        pass
 
 
 class _FifoReader:
@@ -232,7 +222,7 @@ class AnalysisReader:
             self._close_fds()
             raise
         if self.process.stdout is not None:
-            _grow_pipe(self.process.stdout.fileno(), _PIPE_SIZE)
+            grow_pipe(self.process.stdout, _PIPE_SIZE)
         self._cond = threading.Condition()
         self._full: deque[FullFrame] = deque(maxlen=self.ring_size)
         self._analysis_at = -1

@@ -251,3 +251,16 @@ def _telling_line(stderr: str) -> str:
         if re.search(r"(error|invalid|no such|not found|could not|failed|denied|moov atom|unknown)", line, re.I):
             return line
     return lines[-1] if lines else "no output"
+
+
+def grow_pipe(pipe: "int | IO[bytes] | None", size: int = 1 << 20) -> None:
+    """Let ffmpeg run up to `size` bytes ahead of its reader on a pipe or FIFO (Linux; else a no-op)."""
+    if pipe is None:
+        return
+    try:
+        import fcntl
+
+        fd = pipe if isinstance(pipe, int) else pipe.fileno()
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), size)
+    except (OSError, ValueError, AttributeError, ImportError):
+        pass

@@ -12,7 +12,7 @@ from typing import IO, Iterator
 from cht_lab import layout
 from cht_lab.ffmpeg import MediaError
 from cht_lab.sources.base import SourceBase, StateCallback, VideoFormat, probe_recording
-from cht_lab.sources.follow import FileReplacedError, pump, tail_file
+from cht_lab.sources.follow import GrowingFile, pump
 
 log = logging.getLogger(__name__)
 
@@ -106,37 +106,14 @@ class FollowSource(SourceBase):
             except OSError:
                 pass
 
-    def _chunks(self, target: Path, stop: threading.Event):
+    def _chunks(self, target: Path, stop: threading.Event) -> Iterator[bytes]:
         """Tail `target`; end when a newer recording takes over or the recording is finished."""
-        offset = 0
-        quiet = 0.0
-        inode: int | None = None
         poll = min(self.switch_after, self.idle_timeout or self.switch_after, 0.5)
-        while not stop.is_set():
-            grew = False
-            try:
-                ino = target.stat().st_ino
-            except FileNotFoundError:
-                ino = None  # tail_file waits for it (and raises if it never comes back)
-            if inode is not None and ino is not None and ino != inode:
-                raise FileReplacedError(target, "file was replaced (new inode) while being followed")
-            inode = ino if ino is not None else inode
-            for data in tail_file(target, stop, start_offset=offset, idle_timeout=poll,
-                                  wait_for_file=self.wait_for_file):
-                offset += len(data)
-                grew = True
-                yield data
-            if stop.is_set():
-                return
-            quiet = 0.0 if grew else quiet + poll
-            newest = self._newest()
-            if newest is not None and newest != target and quiet + poll >= self.switch_after:
-                log.info("%s: newer recording %s; ending this run", target, newest.name)
-                return
-            if self.idle_timeout is not None and quiet + poll >= self.idle_timeout:
-                log.info("%s stopped growing for %.1f s; treating it as finished", target, self.idle_timeout)
-                self.finished = True
-                return
+        growing = GrowingFile(target, poll=poll, idle_timeout=self.idle_timeout, switch_after=self.switch_after,
+                              newer=lambda: (n := self._newest()) is not None and n != target,
+                              wait_for_file=self.wait_for_file)
+        yield from growing.chunks(stop)
+        self.finished = growing.finished
 
 
 __all__ = ["FollowSource"]
