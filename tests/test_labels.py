@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from cht_lab.tuning.labels import LabelsError, as_labels, load_labels
-from cht_lab.tools.samples.render import SAMPLES, sample_dir
+from cht_lab.tools.samples import SAMPLES, sample_dir
 
 COLUMNS = ["time", "end", "kind", "note"]
 
