@@ -12,8 +12,9 @@ One place owns time for every source kind:
 - **anything else** (a socket without a recording, a URL): ffmpeg's pts, with runs placed one
   after the other by wall-clock time; status says the clock is estimated.
 
-`ts = segment offset + pts`, strictly increasing. A frame already placed (same segment, pts not
-after the last one: a restarted follow, a resumed file) is dropped, so every frame is scored once.
+`ts = segment offset + pts`, strictly increasing. A run that repeats frames already placed (same
+segment, pts not after the last one: a restarted follow, a resumed file) skips them until it
+passes that point, so every frame is scored once.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ class _Run:
     wall_origin: float | None = None  # wall-clock time of pts 0 (a followed cht recording)
     first_pts: float | None = None
     first_mono: float | None = None
-    seq_is_index: bool = False  # a recording decoded from its start: the decoder's frame number is the index
+    seq_is_index: bool = False
+    caught_up: bool = False  # past the frames placed before (after that, frames are never dropped)  # a recording decoded from its start: the decoder's frame number is the index
 
 
 class Timeline:
@@ -164,8 +166,10 @@ class Timeline:
                 gap = now - self._last_mono if self._last_mono is not None else 0.0
                 run.offset = (self._last_ts or 0.0) + max(gap, 1e-3) - pts
         last = self._last_pts.get(run.segment)
-        if last is not None and pts <= last + PTS_EPS:
-            return None
+        if not run.caught_up:
+            if last is not None and pts <= last + PTS_EPS:
+                return None  # a repeated or resumed decode, still before where the last one ended
+            run.caught_up = True
         if run.packet_pts is not None:
             k = bisect.bisect_left(run.packet_pts, pts - PTS_EPS)
             if k < len(run.packet_pts) and abs(run.packet_pts[k] - pts) <= PTS_EPS:
