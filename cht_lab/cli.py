@@ -164,8 +164,7 @@ def _check_run_source(source: str) -> None:
     import stat
 
     from cht_lab import layout
-    from cht_lab.detect.decode import video_header
-    from cht_lab.ffmpeg import MediaError
+    from cht_lab.ffmpeg import MediaError, video_header
 
     if source.startswith(("follow:", "unix:")) or "://" in source:
         return

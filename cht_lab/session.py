@@ -237,7 +237,7 @@ class Session:
         for seg in segments:
             if seg in sizes or seg not in by_index:
                 continue
-            from cht_lab.detect.decode import video_header
+            from cht_lab.ffmpeg import video_header
 
             try:
                 h = video_header(by_index[seg].path)
@@ -295,12 +295,11 @@ class Session:
 
     def score(self, backend: str = "auto", progress: bool = True, force: bool = False) -> pd.DataFrame:
         """Decode each segment once into the scores table; idempotent for unchanged segments."""
-        from cht_lab.detect import decode as analysis
-        from cht_lab.detect import scoring
+        from cht_lab.detect import decode, offline, scoring
 
         if not self.segments:
-            raise MediaError(self.dir, "no recordings found in stream/ to score")
-        signature = {"version": __version__, "width": analysis.ANALYSIS_WIDTH, "metrics": list(scoring.METRICS)}
+            raise MediaError(self.source_dir, f"no recordings found in {layout.STREAM_DIR}/ to score")
+        signature = {"version": __version__, "width": decode.ANALYSIS_WIDTH, "metrics": list(scoring.METRICS)}
         done = dict(self.metadata().get("scored", {}))
         todo = []
         for seg in self.segments:
@@ -327,8 +326,8 @@ class Session:
             for seg, key, stamp in todo:
                 log.info("scoring segment %d: %s (starts at %.3f s)", seg.index, seg.path, seg.offset)
                 t0 = time.monotonic()
-                result = analysis.score_recording(seg.path, backend=backend, segment=seg.index,
-                                                  ts_offset=seg.offset, progress=progress)
+                result = offline.score_recording(seg.path, backend=backend, segment=seg.index,
+                                                 ts_offset=seg.offset, progress=progress)
                 idx.append_scores(result)
                 idx.flush()
                 done[key] = stamp
