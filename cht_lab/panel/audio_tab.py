@@ -1,9 +1,10 @@
 """The Audio tab: the session's WAV chunks, with level and speech share, and a player.
 
 The player is made when a chunk is selected, with that chunk's bytes, and replaced on the next
-selection. ipywidgets' Audio view turns every value into a blob URL and revokes the previous one
-while the <audio> element may still be reading it; an empty placeholder value is a zero-byte blob.
-Chromium logged ERR_REQUEST_RANGE_NOT_SATISFIABLE for both on every selection.
+selection. ipywidgets' Audio view turns its value into a blob URL for the <audio> element; an empty
+placeholder player is a zero-byte blob, which Chromium requests by byte range and reports as
+ERR_REQUEST_RANGE_NOT_SATISFIABLE in the console (reproduced with tests/test_browser.py, which
+fails on any console error).
 """
 
 from __future__ import annotations

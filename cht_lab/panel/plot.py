@@ -5,9 +5,10 @@ notebook, with no frontend plotting extension. Each renderer keeps one Figure (c
 costs more than drawing it) and encodes with Pillow at a low compression level: matplotlib's own
 PNG writer redraws the figure and compresses harder, which costs more than the draw itself.
 
-A PNG scales with its box, text included: a 960 px plot shown 520 px wide (a 900 px window with
-JupyterLab's sidebar open) has 6 px tick labels. So `ScorePlotView` renders two sizes and a CSS
-container query shows the one made for the width the plot actually gets.
+A PNG scales with its box, text included: a 960 px plot shown 450 px wide (a 900 px window with
+JupyterLab's sidebar open) has 6 px legend text. So `ScorePlotView` renders two sizes — the narrow
+one at a higher dpi, i.e. with larger text for the same pixels — and a CSS container query shows
+the one made for the width the plot actually gets.
 """
 
 from __future__ import annotations
@@ -34,18 +35,21 @@ _DPI = 100
 WIDE_PX = 960
 NARROW_PX = 640
 NARROW_BELOW_PX = 768  # a plot box narrower than this shows the narrow rendition (wide would be < 80 %)
+NARROW_DPI = 130  # text 1.3x larger than at 100 dpi: still >= 9 px when the narrow plot is shown at 70 %
 
 
 class _Figure:
     def __init__(self, width_px: int, height_px: int, left_px: int = 62, right_px: int = 12,
-                 bottom_px: int = 42):
+                 bottom_px: int = 42, dpi: int = _DPI):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
         self.width_px, self.height_px = int(width_px), int(height_px)
-        self.fig = Figure(figsize=(width_px / _DPI, height_px / _DPI), dpi=_DPI)
+        self.fig = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
         FigureCanvasAgg(self.fig)
-        self.fig.subplots_adjust(left=left_px / width_px, right=1 - right_px / width_px, bottom=bottom_px / height_px)
+        k = dpi / _DPI  # margins hold text, which scales with the dpi
+        self.fig.subplots_adjust(left=k * left_px / width_px, right=1 - k * right_px / width_px,
+                                 bottom=k * bottom_px / height_px)
         self.ax = self.fig.add_subplot(111)
         self.lock = threading.Lock()  # a Figure is not thread-safe; renders come from the kernel and workers
 
@@ -64,8 +68,8 @@ class _Figure:
 class ScorePlot(_Figure):
     """Score vs time with threshold, detections, skipped peaks and labels (`plotting.plot_scores`), as PNG."""
 
-    def __init__(self, width_px: int = WIDE_PX, height_px: int = 280):
-        super().__init__(width_px, height_px)
+    def __init__(self, width_px: int = WIDE_PX, height_px: int = 280, dpi: int = _DPI):
+        super().__init__(width_px, height_px, dpi=dpi)
         self._drawn: tuple[Any, ...] = ()  # what the axes show now: (scores, labels, metric, columns)
         self._artists: dict[str, Any] = {}
 
@@ -117,7 +121,8 @@ class ScorePlotView(widgets.VBox):
 
     def __init__(self, width_px: int = WIDE_PX, narrow_px: int = NARROW_PX, height_px: int = 280):
         narrow_px = min(int(narrow_px), int(width_px))
-        self.renderers = {"wide": ScorePlot(width_px, height_px), "narrow": ScorePlot(narrow_px, height_px)}
+        self.renderers = {"wide": ScorePlot(width_px, height_px),
+                          "narrow": ScorePlot(narrow_px, round(height_px * 1.15), dpi=NARROW_DPI)}
         self.wide = widgets.Image(format="png", layout=widgets.Layout(width="100%", max_width=f"{width_px}px"))
         self.narrow = widgets.Image(format="png", layout=widgets.Layout(width="100%",
                                                                          max_width=f"{NARROW_BELOW_PX}px"))

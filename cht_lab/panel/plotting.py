@@ -119,7 +119,9 @@ def update_scores(ax: Any, artists: dict[str, Any], scores: pd.DataFrame, metric
 
 
 def _set_time_limits(ax: Any, scores: pd.DataFrame) -> None:
-    ax.set_xlim(float(scores["ts"].iloc[0]), float(scores["ts"].iloc[-1]) + 1e-6)
+    """From the first score to a little past the last: a mark on the newest frame is not cut in half."""
+    t0, t1 = float(scores["ts"].iloc[0]), float(scores["ts"].iloc[-1])
+    ax.set_xlim(t0, t1 + max(0.015 * (t1 - t0), 1e-6))
 
 
 def update_threshold(ax: Any, artists: dict[str, Any], metric: str, threshold: float,
