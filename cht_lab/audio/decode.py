@@ -58,17 +58,12 @@ def probe_has_audio(path: Path, timeout: float = 20.0) -> bool | None:
     Only the header is read (`ffmpeg -i FILE` lists the streams and stops), which stays fast for
     an hour-long recording where a full `probe()` walks every packet.
     """
-    from cht_lab.ffmpeg import find_ffmpeg
+    from cht_lab.ffmpeg import read_header
 
-    try:
-        if path.stat().st_size == 0:
-            return None
-        res = subprocess.run([find_ffmpeg(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True,
-                             timeout=timeout, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        log.debug("cannot read the header of %s yet: %s", path, exc)
+    header = read_header(path, timeout)
+    if header is None:
         return None
-    kinds = _STREAM_RE.findall(res.stderr.decode("utf-8", "replace"))
+    kinds = _STREAM_RE.findall(header)
     return ("Audio" in kinds) if kinds else None
 
 

@@ -55,11 +55,13 @@ class RunRunner:
         self.on_state = on_state
         self.backfilled = 0
         self.frames = 0
+        self.phase = "starting"  # "backfill" while decoding the recording, "stream" while decoding the source
         self._reader: AnalysisReader | None = None
         self._rate: deque[float] = deque(maxlen=120)
         self._first_bytes_at: float | None = None
         self._feed_error: BaseException | None = None
         self._eof = False  # the last decode read every frame ffmpeg produced
+        self._backfill_error: str | None = None
         self._fps_hint: float | None = None  # the recording's frame rate, as offline scoring uses it
 
     # ------------------------------------------------------------------ what the supervisor reads
@@ -106,6 +108,9 @@ class RunRunner:
             return RunOutcome.FINISHED if self.source.finished else RunOutcome.ENDED
         clock = self._recording_clock()
         try:
+            if self._backfill_error is not None:  # restart: the next run backfills from where this one got
+                self.errors.add(f"{self.source.name}: run {self.number}: {self._backfill_error}")
+                return RunOutcome.ENDED
             return self._decode_source(fmt, clock)
         finally:
             if clock is not None:
@@ -166,11 +171,18 @@ class RunRunner:
         fmt = self._recording_format(seg.path)
         self.timeline.begin_backfill_run(seg, [p.pts for p in clock.packets_before_start()] + [start_pts])
         before_frames = self.pipeline.frames
+        self.phase = "backfill"
         try:
             self._decode(args, fmt, name=f"{seg.path.name} (backfill)", until_pts=start_pts - PTS_EPS)
         except MediaError as exc:
-            self.errors.add(f"backfill from {seg.path.name} failed: {exc.reason}", level=logging.WARNING)
+            self._backfill_error = f"backfill from {seg.path.name} failed: {exc.reason}"
         self.backfilled += self.pipeline.frames - before_frames
+        reader = self._reader
+        if self._eof and reader is not None and not self.stop_all.is_set():  # ended before the stream's start
+            rc = reader.process.returncode
+            reason = f"ffmpeg was killed (signal {-rc})" if rc is not None and rc < 0 else reader.error or \
+                f"ffmpeg exited with code {rc}"
+            self._backfill_error = f"backfill from {seg.path.name} ended at frame {self.backfilled}: {reason}"
 
     def _recording_format(self, path) -> VideoFormat:
         fmt, _ = probe_recording(path)
@@ -183,6 +195,7 @@ class RunRunner:
         if self.source.seekable and last is not None:
             resume = last + 0.5 / (self.timeline.fps or 1000.0)
         error: MediaError | None = None
+        self.phase = "stream"
         try:
             self._decode(self.source.input_args(start=resume), fmt, name=self.source.name, feeder=self.source.has_feeder)
         except MediaError as exc:  # ffmpeg failed before its first frame

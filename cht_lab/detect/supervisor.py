@@ -132,6 +132,7 @@ class SceneDetector:
             "restarts": self._restarts,
             "run": runner.number if runner is not None else None,
             "pid": self.ffmpeg_pid,
+            "decoding": runner.phase if runner is not None else None,
             "segment": tl_status["segment"],
             "clock": tl.clock,
             "clock_note": tl.note,

@@ -25,6 +25,7 @@ from cht_lab.ffmpeg.probe import (
     packet_listing_args,
     probe,
     probe_video,
+    read_header,
     video_header,
     video_packets,
 )
@@ -32,5 +33,5 @@ from cht_lab.ffmpeg.process import FfmpegProcess, grow_pipe, live_processes, run
 
 __all__ = ["ENV_VAR", "AudioStream", "FfmpegInfo", "FfmpegNotFoundError", "FfmpegProcess", "MediaError", "MediaInfo",
            "Packet", "VideoHeader", "VideoStream", "cuda_usable", "ffmpeg_info", "find_ffmpeg", "framecrc_line", "grow_pipe",
-           "live_processes", "packet_from_row", "packet_listing_args", "probe", "probe_video", "run_ffmpeg",
+           "live_processes", "packet_from_row", "packet_listing_args", "probe", "probe_video", "read_header", "run_ffmpeg",
            "video_header", "video_packets"]

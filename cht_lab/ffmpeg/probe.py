@@ -281,6 +281,22 @@ _HDR_FPS = re.compile(r"Stream #\d+:\d+.*?: Video: .*?, ([\d.]+) (?:fps|tbr)")
 _HDR_DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 
 
+def read_header(path: str | os.PathLike[str], timeout: float = 20.0) -> str | None:
+    """What `ffmpeg -i FILE` says about a file's streams (the header only: fast for an hour of video).
+
+    None when it cannot be read now (missing, empty, timed out): a growing file may be readable later.
+    """
+    try:
+        if Path(path).stat().st_size == 0:
+            return None
+        res = subprocess.run([find_ffmpeg(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True,
+                             timeout=timeout, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.debug("cannot read the header of %s now: %s", path, exc)
+        return None
+    return res.stderr.decode("utf-8", "replace")
+
+
 def video_header(path: str | os.PathLike[str], timeout: float = 20.0) -> VideoHeader:
     """Size (and fps / duration when known) of a recording's video from its header.
 
@@ -290,12 +306,7 @@ def video_header(path: str | os.PathLike[str], timeout: float = 20.0) -> VideoHe
     """
     p = Path(path)
     if p.is_file() and p.stat().st_size > 0:
-        try:
-            res = subprocess.run([find_ffmpeg(), "-hide_banner", "-nostdin", "-i", str(p)], capture_output=True,
-                                 timeout=timeout, stdin=subprocess.DEVNULL)
-            err = res.stderr.decode("utf-8", "replace")
-        except subprocess.TimeoutExpired:
-            err = ""
+        err = read_header(p, timeout) or ""
         m = _HDR_VIDEO.search(err)
         if m and "Invalid data found" not in err and "moov atom not found" not in err:
             fps_m = _HDR_FPS.search(err)

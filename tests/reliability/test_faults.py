@@ -31,13 +31,17 @@ def test_ffmpeg_killed_ten_times_during_a_live_session(tmp_path):
         s = LiveSession(server.session_dir, session_dir=tmp_path / "s", audio=False).start()
         try:
             for k in range(10):
-                pid = wait_for(lambda: (s.status["workers"]["detector"]["pid"]
-                                        if s.status["workers"]["detector"]["pid"] not in (None, *kills) else None),
-                               15, f"ffmpeg run {k}")
+                def stream_pid():  # the socket's decode (a run may first backfill from the recording)
+                    det = s.status["workers"]["detector"]
+                    return det["pid"] if det["decoding"] == "stream" and det["pid"] not in (None, *kills) else None
+
+                pid = wait_for(stream_pid, 15, f"ffmpeg run {k}")
                 frames = s.status["frames"]
                 wait_for(lambda: s.status["frames"] >= frames + 5, 15, f"frames from run {k}")
                 os.kill(pid, signal.SIGKILL)
                 kills.append(pid)
+            # frames decoded before a kill still drain from the pipe: wait for the restart itself
+            wait_for(lambda: s.status["workers"]["detector"]["restarts"] >= 10, 15, "the last restart")
             frames = s.status["frames"]
             wait_for(lambda: s.status["frames"] >= frames + 10, 15, "frames after the last kill")
             st = s.status
@@ -45,15 +49,16 @@ def test_ffmpeg_killed_ten_times_during_a_live_session(tmp_path):
         finally:
             s.stop()
     det = st["workers"]["detector"]
-    assert det["restarts"] == 10 and det["state"] != "failed"
+    assert det["restarts"] == 10 and det["state"] != "failed", "\n".join(e["error"][-90:] for e in st["errors"])
     killed = [e for e in st["errors"] if "ffmpeg was killed (signal 9)" in e["error"]]
     assert len(killed) == 10, [e["error"] for e in st["errors"]]
     scores = s.scores()
     idx = scores["frame_index"].to_numpy()
     assert scores["frame_index"].is_unique and np.all(np.diff(idx) > 0), "frame indices never repeat"
     assert np.all(np.diff(scores["ts"].to_numpy()) > 0)
-    assert (np.diff(idx) > 1).sum() >= 10, "each restart leaves a visible gap in the frame indices"
-    assert (np.diff(scores["ts"].to_numpy()) > 2.5 / 60).sum() >= 10, "... and in ts"
+    # the recording holds what the socket missed while ffmpeg restarted: each gap is backfilled
+    assert det["backfilled"] > 0
+    assert np.all(np.diff(idx[scores["segment"].to_numpy() == 0]) == 1), "no frame of the recording left out"
 
 
 CHILD = textwrap.dedent("""
