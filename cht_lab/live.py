@@ -21,7 +21,7 @@ import pandas as pd
 from cht_lab import layout
 from cht_lab._version import __version__
 from cht_lab.detect.decision import DEFAULT_MIN_GAP
-from cht_lab.ffmpeg import MediaError, probe
+from cht_lab.ffmpeg import MediaError, probe, probe_video
 from cht_lab.index.session_index import SessionIndex
 from cht_lab.status import ErrorLog, WorkerState, merge_errors
 
@@ -34,13 +34,7 @@ log = logging.getLogger(__name__)
 FramesCallback = Callable[[list[dict[str, Any]]], None]
 AudioCallback = Callable[[dict[str, Any]], None]
 
-DATA_DIR_ENV = "CHT_LAB_DATA"
 AUDIO_END_IDLE = 1.0  # s without growth after the video ended: the recording is finished
-
-
-def default_data_dir() -> Path:
-    """Where new live sessions are created: $CHT_LAB_DATA, else ~/cht_lab/sessions."""
-    return Path(os.environ.get(DATA_DIR_ENV) or Path.home() / "cht_lab" / "sessions")
 
 
 class LiveSession:
@@ -65,14 +59,17 @@ class LiveSession:
         if self._cht_dir is None:
             from cht_lab.sources import open_source
 
-            open_source(source, realtime=realtime)  # a missing path fails here, before a session dir exists
+            # a missing path or a file that is no video fails here, before a session dir exists
+            opened = open_source(source, realtime=realtime)
+            if opened.recording is not None and not opened.live:
+                probe_video(opened.recording)
         if session_dir is not None:
             self.session_dir = Path(session_dir).resolve()
             self.session_dir.mkdir(parents=True, exist_ok=True)
-        elif self._cht_dir is not None:
+        elif self._cht_dir is not None and not layout.is_read_only(self._cht_dir):
             self.session_dir = self._cht_dir  # like cht's processor: frames and chunks go into the session
-        else:
-            self.session_dir = layout.create_session_dir(data_dir or default_data_dir())
+        else:  # a bundled sample or an unwritable session stays untouched
+            self.session_dir = layout.create_session_dir(data_dir or layout.default_data_dir())
         self._frame_callbacks: list[FramesCallback] = []
         self._audio_callbacks: list[AudioCallback] = []
         self._lock = threading.Lock()
@@ -123,7 +120,8 @@ class LiveSession:
         from cht_lab.audio.extractor import AudioExtractor
 
         if self._cht_dir is not None:
-            return AudioExtractor(self.session_dir, self._index, follow=True, on_chunk=self._emit_audio)
+            return AudioExtractor(self.session_dir, self._index, follow=True, on_chunk=self._emit_audio,
+                                  recordings_dir=self._cht_dir)
         src = Path(str(self.source))
         if src.is_file():
             try:

@@ -64,9 +64,12 @@ class AudioExtractor:
                  sources: Iterable[AudioSegment] | None = None, follow: bool = False,
                  sample_rate: int = 16000, channels: int = 1, min_chunk: float = 5.0,
                  max_chunk: float = 30.0, on_chunk: ChunkCallback | None = None, resume: bool = True,
-                 idle_timeout: float | None = None, poll: float = 1.0):
+                 idle_timeout: float | None = None, poll: float = 1.0,
+                 recordings_dir: str | os.PathLike[str] | None = None):
         Chunker(sample_rate, channels, min_chunk, max_chunk)  # validates the parameters now
         self.session_dir = Path(session_dir).resolve()
+        # where the recordings are (a cht session watched from a separate working directory)
+        self.recordings_dir = Path(recordings_dir).resolve() if recordings_dir is not None else self.session_dir
         self.index = index
         self.sources = None if sources is None else [s if isinstance(s, AudioSegment) else AudioSegment(*s)
                                                      for s in sources]
@@ -237,10 +240,10 @@ class AudioExtractor:
         finished: set[Path] = set()
         existing = self._existing_rows()
         found_any = False
-        watch = StreamWatch(self.session_dir)
+        watch = StreamWatch(self.recordings_dir)
         while not self._stop.is_set():
             sources = self.sources if self.sources is not None else find_audio_sources(
-                self.session_dir, _known=self._known)
+                self.recordings_dir, _known=self._known)
             found_any = found_any or bool(sources)
             pending = [s for s in sources if s.path not in finished]
             if not pending:
@@ -272,7 +275,7 @@ class AudioExtractor:
         return WorkerState.STOPPED if self._stop.is_set() else WorkerState.FINISHED
 
     def _no_audio_reason(self) -> str:
-        return "no audio source given" if self.sources is not None else no_audio_reason(self.session_dir, self._known)
+        return "no audio source given" if self.sources is not None else no_audio_reason(self.recordings_dir, self._known)
 
     def _existing_rows(self) -> pd.DataFrame | None:
         if not self.resume or self.index is None:
@@ -300,7 +303,7 @@ class AudioExtractor:
                 return
             with self._lock:
                 self._status["replaced"] += 1
-            seg, message = after_replacement(seg, self._used_segments, self.sources or [], self.session_dir,
+            seg, message = after_replacement(seg, self._used_segments, self.sources or [], self.recordings_dir,
                                              self.sample_rate)
             self._warn(message)
 
@@ -384,7 +387,7 @@ class AudioExtractor:
     def _newer_recording(self, path: Path) -> bool:
         if path.name == layout.AUDIO_AAC:
             return False
-        return any(p.name > path.name for p in layout.recordings(self.session_dir))
+        return any(p.name > path.name for p in layout.recordings(self.recordings_dir))
 
     # ------------------------------------------------------------------ one chunk
 

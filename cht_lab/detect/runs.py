@@ -99,8 +99,8 @@ class RunRunner:
         try:
             fmt = self.source.prepare(self.stop_all, self._on_source_state)
         except MediaError as exc:
-            if self.pipeline.frames == 0 and not self.source.live:
-                self.errors.add(str(exc))  # bad input: nothing to resume
+            if self.pipeline.frames == 0 and (not self.source.live or self.source.finished):
+                self.errors.add(str(exc))  # bad input: nothing to resume (or a finished recording that never was)
                 return RunOutcome.FAILED
             self.errors.add(f"{exc} (will retry)")
             return RunOutcome.ENDED

@@ -88,6 +88,8 @@ class FollowSource(SourceBase):
                 return probe_recording(target)[0]
             except MediaError:
                 if time.monotonic() > deadline or stop.is_set():
+                    if self.idle_timeout is not None and _quiet_for(target) >= self.idle_timeout:
+                        self.finished = True  # nobody writes it any more: unreadable for good, not "yet"
                     raise
             stop.wait(0.1)  # the writer has not finished its first fragment yet
 
@@ -114,6 +116,14 @@ class FollowSource(SourceBase):
                               wait_for_file=self.wait_for_file)
         yield from growing.chunks(stop)
         self.finished = growing.finished
+
+
+def _quiet_for(path: Path) -> float:
+    """Seconds since `path` was last written (0 when it cannot be read)."""
+    try:
+        return max(0.0, time.time() - path.stat().st_mtime)
+    except OSError:
+        return 0.0
 
 
 __all__ = ["FollowSource"]
