@@ -76,7 +76,7 @@ def choose_backend(backend: str = "auto") -> tuple[str, str]:
         return "cuda", f"CUDA decode ({reason})"
     if b == "cuda":
         raise BackendError(f"backend 'cuda' requested but CUDA is not usable: {reason}")
-    return "cpu", f"CPU decode: CUDA not usable ({reason})"
+    return "cpu", f"CPU decode ({reason})"
 
 
 # --------------------------------------------------------------------------- plan

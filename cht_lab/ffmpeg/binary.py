@@ -130,7 +130,8 @@ def _cuda_usable_for(exe: str) -> tuple[bool, str]:
     if res.returncode == 0:
         return True, "CUDA device initialised"
     last = [line for line in res.stderr.splitlines() if line.strip()]
-    return False, "no usable CUDA device: " + (last[-1] if last else f"ffmpeg exit {res.returncode}")
+    log.debug("CUDA device check: ffmpeg exit %s: %s", res.returncode, last[-1] if last else "")
+    return False, "no CUDA device on this machine"
 
 
 def cuda_usable() -> tuple[bool, str]:
