@@ -4,12 +4,14 @@
 
 One hour at 30 fps is 108,000 score rows (synthetic: gamma noise, 300 cut spikes per hour,
 labels at the cuts). Targets: a redraw and a slider move each ≤ 150 ms. The redraw is what a
-live batch of scores costs (the line's data replaced, the axes kept). References measured in the
+live batch of scores costs (the line's data replaced, the axes kept), for one rendition; the panel
+draws two (960 px, and 640 px at 130 dpi for narrow boxes: `cht_lab.panel.plot.ScorePlotView`),
+timed in their own row. References measured in the
 same run: the axes rebuilt (a new metric or labels), the same without decimation (1 h and 4 h: decimation keeps the cost
 bounded as sessions grow), and the naive redraw (a new Figure, tight_layout, matplotlib's PNG
 writer). The slider time is everything `slider.value = x` does
-before it returns — detections from stored scores, count, plot PNG (threshold-only redraw: the
-axes are kept), gallery captions; the
+before it returns — detections from stored scores, skipped peaks, count, both plot PNGs
+(threshold-only redraw: the axes are kept), gallery captions; the
 thumbnails are extracted afterwards in the background and are not part of it (this session has
 no recording, so the gallery shows placeholders).
 """
@@ -115,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     from cht_lab.detect.decision import DEFAULT_MIN_GAP
     from cht_lab.session import open_session
     from cht_lab.tuning.sweep import scenes
-    from cht_lab.panel.plot import ScorePlot
+    from cht_lab.panel.plot import ScorePlot, ScorePlotView
 
     threshold = 0.3
     plot = ScorePlot()
@@ -145,6 +147,13 @@ def main(argv: list[str] | None = None) -> int:
             moved = _median_ms(lambda: plot.render(scores, metric, next(thresholds), detections, labels),
                                args.repeat)
             rows.append(("  threshold-only redraw (same scores: line and marks moved)", moved, redraw))
+            view = ScorePlotView()
+            growing = iter([scores.iloc[: len(scores) - 30 * k] for k in range(args.repeat + 1, -1, -1)])
+            view.render(next(growing), metric, threshold, detections, labels, full=True)
+            both = _median_ms(lambda: view.render(next(growing), metric, threshold, detections, labels),
+                              args.repeat)
+            view.close()
+            rows.append(("  both renditions (what a panel draws), new scores", both, redraw))
     scores, labels, metric = synthetic_hours(1)
 
     with tempfile.TemporaryDirectory(prefix="cht_lab-bench-") as tmp:

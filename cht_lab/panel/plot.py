@@ -54,10 +54,14 @@ class _Figure:
         self.lock = threading.Lock()  # a Figure is not thread-safe; renders come from the kernel and workers
 
     def png(self) -> bytes:
+        self.fig.canvas.draw()
+        return self.encode()
+
+    def encode(self) -> bytes:
+        """The canvas as it is now, as PNG."""
         from PIL import Image
 
         canvas = self.fig.canvas
-        canvas.draw()
         w, h = canvas.get_width_height()
         im = Image.frombuffer("RGBA", (w, h), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
         buf = io.BytesIO()
@@ -66,12 +70,22 @@ class _Figure:
 
 
 class ScorePlot(_Figure):
-    """Score vs time with threshold, detections, skipped peaks and labels (`plotting.plot_scores`), as PNG."""
+    """Score vs time with threshold, detections, skipped peaks and labels (`plotting.plot_scores`), as PNG.
+
+    What a threshold move changes (the threshold line, the marks, the legend) is drawn over a saved
+    copy of the rest (axes, ticks, score line, labels): the ticks are most of a full draw. Every
+    render draws that way, the first one too, so a moved threshold and a fresh plot give the same
+    pixels.
+    """
+
+    _DYNAMIC = ("threshold", "detections", "skipped")
 
     def __init__(self, width_px: int = WIDE_PX, height_px: int = 280, dpi: int = _DPI):
         super().__init__(width_px, height_px, dpi=dpi)
         self._drawn: tuple[Any, ...] = ()  # what the axes show now: (scores, labels, metric, columns)
         self._artists: dict[str, Any] = {}
+        self._background: Any = None  # the canvas without the dynamic artists
+        self._background_key: tuple[Any, ...] = ()
 
     def render(self, scores: pd.DataFrame, metric: str, threshold: float,
                detections: pd.DataFrame | None = None, labels: pd.DataFrame | None = None,
@@ -88,8 +102,10 @@ class ScorePlot(_Figure):
             drawn = (scores, labels, metric, columns)
             same_frame = (len(self._drawn) == 4 and labels is self._drawn[1] and metric == self._drawn[2]
                           and columns == self._drawn[3])
+            static_changed = True
             if not full and same_frame and scores is self._drawn[0]:
                 update_threshold(self.ax, self._artists, metric, threshold, detections, skipped)
+                static_changed = False
             elif (not full and same_frame and self._artists.get("line") is not None and not scores.empty
                   and metric in scores):
                 update_scores(self.ax, self._artists, scores, metric, columns)
@@ -99,7 +115,24 @@ class ScorePlot(_Figure):
                 self._artists = plot_scores(self.ax, scores, metric, threshold, detections, labels, columns=columns,
                                             skipped=skipped)
                 self._drawn = drawn
-            return self.png()
+            self._draw(static_changed)
+            return self.encode()
+
+    def _draw(self, static_changed: bool) -> None:
+        canvas, ax = self.fig.canvas, self.ax
+        dynamic = [self._artists[k] for k in self._DYNAMIC if self._artists.get(k) is not None]
+        if ax.get_legend() is not None:
+            dynamic.append(ax.get_legend())
+        for artist in dynamic:
+            artist.set_animated(True)  # left out of canvas.draw(): drawn over the background below
+        key = (ax.get_xlim(), ax.get_ylim(), self.fig.subplotpars.top)  # the ticks and the axes' box
+        if static_changed or self._background is None or key != self._background_key:
+            canvas.draw()
+            self._background, self._background_key = canvas.copy_from_bbox(self.fig.bbox), key
+        else:
+            canvas.restore_region(self._background)
+        for artist in dynamic:
+            ax.draw_artist(artist)
 
 
 _PLOT_CSS = f"""<style>

@@ -172,7 +172,7 @@ def legend_above(ax: Any) -> None:
         leg = ax.legend(handles, texts, ncol=len(handles), **kw)
         rows = 1
         left = ax.get_position().x0 * fig.bbox.width
-        if leg.get_window_extent(fig.canvas.get_renderer()).width > fig.bbox.width - left - 4:
+        if leg.get_window_extent().width > fig.bbox.width - left - 4:  # any canvas: the figure finds a renderer
             leg.remove()
             ax.legend(handles, texts, ncol=math.ceil(len(handles) / 2), **kw)
             rows = 2
