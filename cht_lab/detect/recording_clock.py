@@ -193,9 +193,9 @@ class RecordingClock:
         self._verify()
         index = self.start + k
         follower = self._follower
-        if follower.wait_for(index + 1, self.frame_wait):
-            return self._exact(index, k)
         step = self._cfr_step()
+        if follower.wait_for(index + 1, 0.0 if step is not None else self.frame_wait):
+            return self._exact(index, k)
         if step is not None:
             packets = follower.packets
             last = len(packets) - 1

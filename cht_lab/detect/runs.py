@@ -15,6 +15,8 @@ import subprocess
 import threading
 import time
 from collections import deque
+from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Callable
 
 from cht_lab import layout
@@ -23,8 +25,8 @@ from cht_lab.detect.reader import AnalysisReader, FullFrame
 from cht_lab.detect.pipeline import FramePipeline
 from cht_lab.detect.recording_clock import MATCH_WAIT, RecordingClock
 from cht_lab.detect.timeline import PTS_EPS, Timeline
-from cht_lab.ffmpeg import MediaError
-from cht_lab.sources.base import Source, VideoFormat, probe_recording
+from cht_lab.ffmpeg import MediaError, video_header
+from cht_lab.sources.base import LiveStream, Source, VideoFormat
 from cht_lab.status import ErrorLog, WorkerState
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,19 @@ class RunOutcome(str, enum.Enum):
     FAILED = "failed"  # bad input: nothing to resume
     ENDED = "ended"  # ended early: restart (resume a file, reconnect a socket)
     ENDED_CLEAN = "ended-clean"  # a live stream ended normally (server gone): restart
+
+
+@dataclass
+class _Decode:
+    """One running analysis ffmpeg with its threads."""
+
+    reader: AnalysisReader
+    name: str
+    fmt: VideoFormat
+    stream: LiveStream | None
+    ended: threading.Event = field(default_factory=threading.Event)
+    consuming: threading.Event = field(default_factory=threading.Event)  # frames are being read
+    threads: list[threading.Thread] = field(default_factory=list)
 
 
 class RunRunner:
@@ -106,13 +121,21 @@ class RunRunner:
             return RunOutcome.ENDED
         if fmt is None:  # stopped, or the stream ended before it started
             return RunOutcome.FINISHED if self.source.finished else RunOutcome.ENDED
+        early: _Decode | None = None
+        if self.source.stream is not None and self.timeline.session_recordings is not None:
+            # ffmpeg starts while the stream is located in the recording (and backfilled): its
+            # start-up overlaps, and the socket's frames wait in its pipes meanwhile
+            early = self._open(self.source.input_args(), fmt, name=self.source.name, feeder=True)
         clock = self._recording_clock()
         try:
             if self._backfill_error is not None:  # restart: the next run backfills from where this one got
                 self.errors.add(f"{self.source.name}: run {self.number}: {self._backfill_error}")
                 return RunOutcome.ENDED
-            return self._decode_source(fmt, clock)
+            decode, early = early, None
+            return self._decode_source(fmt, decode)
         finally:
+            if early is not None:
+                self._close(early)
             if clock is not None:
                 clock.close()
 
@@ -184,26 +207,34 @@ class RunRunner:
                 f"ffmpeg exited with code {rc}"
             self._backfill_error = f"backfill from {seg.path.name} ended at frame {self.backfilled}: {reason}"
 
-    def _recording_format(self, path) -> VideoFormat:
-        fmt, _ = probe_recording(path)
-        self._fps_hint = fmt.fps
-        return fmt
+    def _recording_format(self, path: Path) -> VideoFormat:
+        """The recording's size and frame rate from its header, as offline scoring reads them."""
+        header = video_header(path)
+        self._fps_hint = header.fps
+        return VideoFormat(header.width, header.height, header.fps)
 
-    def _decode_source(self, fmt: VideoFormat, clock: RecordingClock | None) -> RunOutcome:
-        resume = None
-        last = self.timeline.last_pts(self.timeline.segment)
-        if self.source.seekable and last is not None:
-            resume = last + 0.5 / (self.timeline.fps or 1000.0)
+    def _decode_source(self, fmt: VideoFormat, decode: "_Decode | None") -> RunOutcome:
         error: MediaError | None = None
         self.phase = "stream"
         try:
-            self._decode(self.source.input_args(start=resume), fmt, name=self.source.name, feeder=self.source.has_feeder)
+            if decode is None:
+                resume = None
+                last = self.timeline.last_pts(self.timeline.segment)
+                if self.source.seekable and last is not None:
+                    resume = last + 0.5 / (self.timeline.fps or 1000.0)
+                decode = self._open(self.source.input_args(start=resume), fmt, name=self.source.name,
+                                    feeder=self.source.has_feeder)
+            self._consume(decode)
         except MediaError as exc:  # ffmpeg failed before its first frame
             error = exc
         return self._judge(error)
 
-    def _decode(self, input_args: list[str], fmt: VideoFormat, *, name: str, feeder: bool = False,
+    def _decode(self, input_args: list[str], fmt: VideoFormat, *, name: str,
                 until_pts: float | None = None) -> None:
+        self._consume(self._open(input_args, fmt, name=name, feeder=False), until_pts=until_pts)
+
+    def _open(self, input_args: list[str], fmt: VideoFormat, *, name: str, feeder: bool) -> "_Decode":
+        """Start one analysis ffmpeg (and its feeder and monitor threads)."""
         plan = build_analysis_args(input_args, backend=self.backend, src_width=fmt.width, src_height=fmt.height,
                                    full_res=True)
         try:
@@ -212,21 +243,27 @@ class RunRunner:
         except Exception:
             plan.cleanup()
             raise
-        self._reader = reader
         if self.stop_all.is_set():  # stop() raced with the start of this run
             reader.close()
         log.info("run %d: ffmpeg pid %d on %s (%dx%d, %s)", self.number, reader.process.pid, name, fmt.width,
                  fmt.height, plan.backend)
-        ended = threading.Event()
-        self._eof = False
-        threads = [threading.Thread(target=self._monitor, args=(reader, ended, name), name="scene-monitor",
-                                    daemon=True)]
+        decode = _Decode(reader, name, fmt, self.source.stream if feeder else None)
+        decode.threads.append(threading.Thread(target=self._monitor, args=(decode,), name="scene-monitor",
+                                               daemon=True))
         if feeder:
-            threads.append(threading.Thread(target=self._feed, args=(reader, ended), name="scene-feeder", daemon=True))
-        for t in threads:
+            decode.threads.append(threading.Thread(target=self._feed, args=(reader, decode.ended),
+                                                   name="scene-feeder", daemon=True))
+        for t in decode.threads:
             t.start()
-        stream = self.source.stream if feeder else None
-        fps = self._fps_hint or fmt.fps or self.timeline.fps or 30.0
+        return decode
+
+    def _consume(self, decode: "_Decode", until_pts: float | None = None) -> None:
+        """Every frame of the decode through the timeline and the pipeline (up to `until_pts`)."""
+        reader, stream = decode.reader, decode.stream
+        self._reader = reader
+        self._eof = False
+        decode.consuming.set()
+        fps = self._fps_hint or decode.fmt.fps or self.timeline.fps or 30.0
         try:
             for fa in reader:
                 if self.stop_all.is_set():
@@ -246,13 +283,16 @@ class RunRunner:
             else:
                 self._eof = True
         finally:
-            ended.set()
-            reader.close()
-            for t in threads:
-                t.join(timeout=2.0)
+            self._close(decode)
             self.pipeline.flush()
-        log.info("run %d on %s ended: %d frames, ffmpeg exit code %s", self.number, name, self.frames,
+        log.info("run %d on %s ended: %d frames, ffmpeg exit code %s", self.number, decode.name, self.frames,
                  reader.process.returncode)
+
+    def _close(self, decode: "_Decode") -> None:
+        decode.ended.set()
+        decode.reader.close()
+        for t in decode.threads:
+            t.join(timeout=2.0)
 
     def _feed(self, reader: AnalysisReader, ended: threading.Event) -> None:
         sink = reader.process.stdin
@@ -267,8 +307,9 @@ class RunRunner:
             except OSError:
                 pass
 
-    def _monitor(self, reader: AnalysisReader, ended: threading.Event, name: str) -> None:
+    def _monitor(self, decode: "_Decode") -> None:
         """Report what the frame loop cannot see: ffmpeg's error lines, and data that decodes to nothing."""
+        reader, ended, name = decode.reader, decode.ended, decode.name
         seen: list[str] = []
         reported_garbage = False
         last_frames, last_progress = reader.frames_read, time.monotonic()
@@ -285,7 +326,7 @@ class RunRunner:
                 return
             now = time.monotonic()
             received = self.source.bytes_received
-            if reader.frames_read != last_frames:
+            if reader.frames_read != last_frames or not decode.consuming.is_set():
                 last_frames, last_progress, bytes_at_progress = reader.frames_read, now, received
                 reported_garbage = False
             elif (not reported_garbage and now - last_progress >= self.garbage_after

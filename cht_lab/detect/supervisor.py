@@ -137,6 +137,7 @@ class SceneDetector:
             "clock": tl.clock,
             "clock_note": tl.note,
             "estimated": tl_status["estimated"],
+            "stream_start": tl_status["stream_start"],
             "mismatched": tl_status["mismatched"],
             "backfilled": self._backfilled + (runner.backfilled if runner is not None else 0),
             "last_error": self.errors.last,

@@ -211,7 +211,7 @@ class Timeline:
         return {"clock": self.clock, "clock_note": self.note, "segment": run.segment if run else self.segment,
                 "fps": self.fps, "lag": self.lag, "estimated": clock.estimated if clock else 0,
                 "mismatched": clock.mismatched if clock else 0,
-                "vfr": clock.vfr if clock else None}
+                "vfr": clock.vfr if clock else None, "stream_start": clock.start if clock else None}
 
 
 __all__ = ["Placement", "Timeline", "PTS_EPS"]
