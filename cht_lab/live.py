@@ -21,7 +21,7 @@ import pandas as pd
 from cht_lab import layout
 from cht_lab._version import __version__
 from cht_lab.detect.decision import DEFAULT_MIN_GAP
-from cht_lab.ffmpeg import MediaError, probe, probe_video
+from cht_lab.ffmpeg import MediaError, probe
 from cht_lab.index.session_index import SessionIndex
 from cht_lab.status import ErrorLog, WorkerState, merge_errors
 
@@ -59,10 +59,11 @@ class LiveSession:
         if self._cht_dir is None:
             from cht_lab.sources import open_source
 
-            # a missing path or a file that is no video fails here, before a session dir exists
+            # a missing path or a file that is no media fails here, before a session dir exists
+            # (an audio-only recording is still cut into chunks; its detector reports the missing video)
             opened = open_source(source, realtime=realtime)
             if opened.recording is not None and not opened.live:
-                probe_video(opened.recording)
+                probe(opened.recording)
         if session_dir is not None:
             self.session_dir = Path(session_dir).resolve()
             self.session_dir.mkdir(parents=True, exist_ok=True)
