@@ -35,6 +35,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -170,6 +171,43 @@ def _ffmpeg_lib() -> Any:
     return ffmpeg_lib
 
 
+PLAN_PREFIX = "cht_lab-ana-"  # + owner pid: a plan's FIFOs live in a private temp dir of that name
+_swept: set[str] = set()
+
+
+def _remove_stale_plans(tmpdir: str | os.PathLike[str] | None) -> None:
+    """Remove plan dirs whose process died without cleaning up (SIGKILL); once per temp dir and process."""
+    root = Path(tmpdir or tempfile.gettempdir())
+    if str(root) in _swept:
+        return
+    _swept.add(str(root))
+    for d in root.glob(f"{PLAN_PREFIX}*"):
+        owner = d.name[len(PLAN_PREFIX):].split("-", 1)[0]
+        if owner.isdigit() and _alive(int(owner)):
+            continue
+        if not owner.isdigit() and time.time() - _mtime(d) < 24 * 3600:
+            continue  # an older name without its owner: only once it is clearly abandoned
+        shutil.rmtree(d, ignore_errors=True)
+        log.debug("removed %s, left by a process that is gone", d)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return time.time()
+
+
 def build_analysis_args(input_args: Sequence[str] | str | os.PathLike[str], *, backend: str, src_width: int,
                         src_height: int, full_res_fd: int | None = None, full_res: bool = False,
                         width: int = ANALYSIS_WIDTH, scale_flags: str | None = None, loglevel: str = "error",
@@ -193,7 +231,8 @@ def build_analysis_args(input_args: Sequence[str] | str | os.PathLike[str], *, b
     src_width, src_height = int(src_width), int(src_height)
     scale_flags = scale_flags or SCALE_FLAGS
     aw, ah = analysis_size(src_width, src_height, width)
-    tmp = Path(tempfile.mkdtemp(prefix="cht_lab-ana-", dir=tmpdir))
+    _remove_stale_plans(tmpdir)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{PLAN_PREFIX}{os.getpid()}-", dir=tmpdir))
     meta = tmp / "meta"
     os.mkfifo(meta, 0o600)
 

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -107,6 +108,9 @@ def test_sigkilled_live_session_loses_nothing_flushed_and_a_new_session_continue
     finally:
         s.stop()
     new_scores, new_frames = s.scores(), s.frames()
+    # the killed process's private FIFO folders are cleaned up by the next process that decodes
+    left = [n for n in os.listdir(tempfile.gettempdir()) if n.startswith(f"cht_lab-ana-{child.pid}-")]
+    assert not left, left
     assert new_frames["id"].is_unique and len(new_frames) > len(frames)
     old_ids = set(frames["id"])
     new_ids = [i for i in new_frames["id"] if i not in old_ids]
