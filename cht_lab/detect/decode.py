@@ -154,10 +154,9 @@ def decode_threads(src_width: int, src_height: int, cpus: int | None = None) -> 
     """Decoder threads for the analysis decode: None (ffmpeg's default) unless CPUs are scarce.
 
     ffmpeg's default is one frame thread more than there are CPUs; on a 2-3 CPU machine that
-    extra thread fights the downscale and the Python scorer, which need CPU time of their own.
-    Measured on 2 CPUs (benchmarks/throughput.py, ratio to decode-only speed): 1080p 0.88-0.90x
-    with 2 threads vs 0.85x with the default, 2160p 0.90x vs 0.88x. Source size does not change
-    the choice; the arguments are there for callers that want to decide by it.
+    extra thread fights the downscale and the Python scorer, which need CPU time of their own
+    (benchmarks/throughput.py measures it). Source size does not change the choice; the
+    arguments are there for callers that want to decide by it.
     """
     cpus = cpus or _cpus()
     if cpus >= 4:

@@ -27,8 +27,7 @@ class SocketSource(SourceBase):
     memory as it arrives (noting when each access unit came, for lag and timeline mapping), and
     `feed()` passes it to ffmpeg. When the server hangs up, the thread connects again at once and
     buffers the next stream while the previous ffmpeg still drains its last frames: a recorder
-    restart costs no keyframe (it used to reconnect only after the drain, ~0.5 s, and then wait
-    for the next keyframe). A server restart is a new run whose stream time starts again at 0.
+    restart costs no keyframe. A server restart is a new run whose stream time starts again at 0.
 
     `end_after`: seconds the socket file may be absent before the stream counts as ended for good
     (`finished`); None waits forever. `close()` ends the connection threads.
