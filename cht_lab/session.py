@@ -138,16 +138,64 @@ class Session:
 
     @property
     def labels(self) -> pd.DataFrame | None:
-        """Ground truth from labels.csv (None when the session has none); LabelsError when malformed.
+        """Ground truth from labels.csv: the events (None when there is no file); LabelsError when malformed.
 
-        Read from the source directory, else from the working directory (where a user can add
-        labels for a read-only source).
+        Read from the working directory first, then the source: labels saved for a read-only
+        source (a bundled sample) go to the working directory and win over the source's own file.
+        Reviewed non-events (kind `none`) are left out: `read_labels(non_events=True)` has them.
         """
-        for folder in dict.fromkeys((self.source_dir, self.dir)):
+        return self.read_labels()
+
+    # ------------------------------------------------------------------ labels (cht_lab.tuning.labels)
+
+    @property
+    def labels_path(self) -> Path:
+        """Where `save_labels()` writes: labels.csv in the working directory (the source's for a writable one)."""
+        return self.dir / layout.LABELS_CSV
+
+    def read_labels(self, non_events: bool = False) -> pd.DataFrame | None:
+        """labels.csv of the working directory, else of the source (None when neither has one)."""
+        for folder in dict.fromkeys((self.dir, self.source_dir)):
             path = folder / layout.LABELS_CSV
             if path.exists():
-                return load_labels(path)
+                return load_labels(path, non_events=non_events)
         return None
+
+    def save_labels(self, labels: Any = None) -> Path:
+        """Write `labels` (default: the current ones, non-events kept) to `labels_path`, atomically."""
+        from cht_lab.tuning.labels import save_labels
+
+        if labels is None:
+            labels = self.read_labels(non_events=True)
+        return save_labels(self.labels_path, labels)
+
+    def set_labels(self, labels: Any) -> pd.DataFrame:
+        """Replace every label (a DataFrame time,end,kind,note, a path, or a list of cut times) and save."""
+        from cht_lab.tuning.labels import as_labels
+
+        rows = as_labels(labels, self.labels_path, non_events=True)
+        self.save_labels(rows)
+        return rows
+
+    def add_label(self, time: float, kind: str = "cut", end: float | None = None, note: str = "") -> pd.DataFrame:
+        """Add one row (an event, or kind `none` for a reviewed non-event) and save; returns every row."""
+        from cht_lab.tuning.labels import add_row
+
+        return self.set_labels(add_row(self.read_labels(non_events=True), time, kind, end, note))
+
+    def remove_label(self, time: float, tolerance: float = 1e-3) -> pd.DataFrame:
+        """Remove the rows within `tolerance` s of `time` and save; LabelsError when there is none."""
+        from cht_lab.tuning.labels import remove_rows
+
+        return self.set_labels(remove_rows(self.read_labels(non_events=True), time, tolerance, self.labels_path))
+
+    def review(self, metric: str | None = None, **options: Any) -> Any:
+        """A label review of this session's candidates (`cht_lab.tuning.review.Review`), saved after every decision."""
+        from cht_lab.tuning.review import Review
+
+        _, metric, min_gap = self.resolve(None, metric, options.pop("min_gap", None))
+        return Review(self._require_scores(), self.read_labels(non_events=True), metric=metric, min_gap=min_gap,
+                      save=self.save_labels, **options)
 
     def __repr__(self) -> str:
         where = f", work_dir={str(self.dir)!r}" if self.read_only_source else ""

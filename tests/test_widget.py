@@ -498,10 +498,11 @@ def test_a_new_tab_is_one_class(session):
         def update(self, parts: set[str]) -> None:
             raise RuntimeError("tab bug")
 
-    assert [c.title for c in resolve_tabs(None)] == ["Frames", "Tuning", "Audio"] and len(DEFAULT_TABS) == 3
+    assert [c.title for c in resolve_tabs(None)] == ["Frames", "Label", "Tuning", "Audio"] and len(DEFAULT_TABS) == 4
     p = session.panel(tabs=[*DEFAULT_TABS, CountTab, BrokenTab])
     try:
-        assert [t.title for t in p.tabs] == list(p.tab_bar.titles) == ["Frames", "Tuning", "Audio", "Count", "Broken"]
+        assert [t.title for t in p.tabs] == list(p.tab_bar.titles) == ["Frames", "Label", "Tuning", "Audio", "Count",
+                                                                      "Broken"]
         p.slider.value = p.slider.min + 2 * p.slider.step
         count = p.tab("count")
         assert count.seen[-1] == p.detection_count and count.widget.value.startswith(str(p.detection_count))

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 EXPORT_STEM = "frame_index"  # <session>/frame_index.parquet|csv
 EXPORT_FORMATS = ("parquet", "csv")
 ALL_PARTS = frozenset({"threshold", "metric", "scores", "frames", "labels", "audio", "thumbs", "status", "tuning"})
-_PLOT_PARTS = frozenset({"threshold", "metric", "scores", "frames"})
+_PLOT_PARTS = frozenset({"threshold", "metric", "scores", "frames", "labels"})  # the plot draws the labels
 
 
 def _write_table(df: pd.DataFrame, path: Path, fmt: str) -> Path:

@@ -131,6 +131,11 @@ class SessionPanel(Panel):
     def audio(self) -> pd.DataFrame:
         return self._audio
 
+    def set_labels(self, labels: pd.DataFrame | None) -> None:
+        """Show new ground truth (the Label tab, after each decision): the plot and the Tuning tab redraw."""
+        self._labels = labels
+        self.request("labels", "status", immediate=True)
+
     @traitlets.validate("metric")
     def _valid_metric(self, proposal: Any) -> str:
         metric = str(proposal["value"])

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 # The panel's tabs, in order, as "module:Class" under cht_lab.panel (imported when a panel is made).
 DEFAULT_TABS: tuple[str, ...] = (
     "frames_tab:FramesTab",
+    "label_tab:LabelTab",
     "tuning_tab:TuningTab",
     "audio_tab:AudioTab",
 )

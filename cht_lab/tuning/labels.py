@@ -11,6 +11,12 @@ it, counting the header as line 1) and the reason; it is lenient only where the 
 - an unquoted comma inside the last column `note` is kept as part of the note;
 - blank lines are skipped; a file with only a header is a session with no events (valid).
 
+Besides the event kinds (`cut`, `gradual`, `partial`), a row may have kind `none`: a moment someone
+reviewed and decided is *not* an event (the Label tab writes one for every rejected candidate, so
+a review can resume where it stopped). Non-events are never ground truth: `load_labels` and
+`as_labels` drop them unless asked (`non_events=True`), so matching and sweeps never see them.
+`save_labels` writes a labels file atomically in the same format.
+
 `as_labels()` brings the other forms the tuning functions accept (a DataFrame, a list of times,
 a path) to the same normalised frame.
 """
@@ -31,7 +37,9 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 COLUMNS: tuple[str, ...] = ("time", "end", "kind", "note")
-KINDS: tuple[str, ...] = ("cut", "gradual", "partial")
+KINDS: tuple[str, ...] = ("cut", "gradual", "partial")  # event kinds: the ground truth
+NON_EVENT = "none"  # a reviewed moment that is not an event: kept in the file, never ground truth
+ALL_KINDS: tuple[str, ...] = (*KINDS, NON_EVENT)
 
 
 class LabelsError(ValueError):
@@ -53,11 +61,12 @@ def empty_labels() -> pd.DataFrame:
                          "kind": pd.Series(dtype="object"), "note": pd.Series(dtype="object")})
 
 
-def load_labels(path: str | os.PathLike[str]) -> pd.DataFrame:
+def load_labels(path: str | os.PathLike[str], *, non_events: bool = False) -> pd.DataFrame:
     """Read `labels.csv` into columns time, end (NaN when absent), kind, note; sorted by time.
 
     Raises LabelsError (a ValueError) naming the file, the line and the reason for anything that
-    would make the tuning figures wrong rather than fail: see the module docstring.
+    would make the tuning figures wrong rather than fail: see the module docstring. Rows of kind
+    `none` (reviewed non-events) are dropped unless `non_events=True`.
     """
     p = Path(path)
     if not p.exists():
@@ -71,7 +80,7 @@ def load_labels(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise LabelsError(p, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except csv.Error as exc:
         raise LabelsError(p, f"not valid CSV ({exc})") from None
-    return rows
+    return rows if non_events else events_only(rows)
 
 
 def _read_rows(fh: Any, path: Path) -> pd.DataFrame:
@@ -126,8 +135,8 @@ def _parse_row(fields: list[str], header: list[str], path: Path, line: int) -> t
     kind = row.get("kind", "").lower()
     if not kind:
         kind = "cut" if math.isnan(end) else "gradual"
-    elif kind not in KINDS:
-        raise LabelsError(path, f"unknown kind {row['kind']!r} (expected one of {', '.join(KINDS)})", line=line)
+    elif kind not in ALL_KINDS:
+        raise LabelsError(path, f"unknown kind {row['kind']!r} (expected one of {', '.join(ALL_KINDS)})", line=line)
     return time, end, kind, row.get("note", "")
 
 
@@ -150,17 +159,19 @@ def _finish(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values("time", kind="stable", ignore_index=True)
 
 
-def as_labels(labels: Any, source: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+def as_labels(labels: Any, source: str | os.PathLike[str] | None = None, *,
+              non_events: bool = False) -> pd.DataFrame:
     """Normalise what tuning accepts as ground truth into the `load_labels` frame.
 
     `labels`: None (no events), a `load_labels` frame or any DataFrame with a `time` column (end,
     kind, note optional), a path to a labels.csv, or an iterable of times in seconds. Checked like
     a file: finite non-negative times, end not before time, known kinds (LabelsError otherwise).
+    Rows of kind `none` are dropped unless `non_events=True`.
     """
     if labels is None:
         return empty_labels()
     if isinstance(labels, (str, os.PathLike)):
-        return load_labels(labels)
+        return load_labels(labels, non_events=non_events)
     if isinstance(labels, pd.DataFrame):
         df = labels
     elif isinstance(labels, Iterable):
@@ -173,7 +184,8 @@ def as_labels(labels: Any, source: str | os.PathLike[str] | None = None) -> pd.D
     else:
         raise LabelsError(source, f"cannot use {type(labels).__name__} as labels "
                                   "(a DataFrame with a 'time' column, a path, or a list of times)")
-    return _validate_frame(df, source)
+    df = _validate_frame(df, source)
+    return df if non_events else events_only(df)
 
 
 def _validate_frame(df: pd.DataFrame, source: str | os.PathLike[str] | None) -> pd.DataFrame:
@@ -202,11 +214,73 @@ def _validate_frame(df: pd.DataFrame, source: str | os.PathLike[str] | None) -> 
     empty_kind = kind == ""
     kind[empty_kind & np.isnan(end)] = "cut"
     kind[empty_kind & ~np.isnan(end)] = "gradual"
-    unknown = ~np.isin(kind, KINDS)
+    unknown = ~np.isin(kind, ALL_KINDS)
     if unknown.any():
         i = int(np.flatnonzero(unknown)[0])
-        raise LabelsError(source, f"row {i}: unknown kind {kind[i]!r} (expected one of {', '.join(KINDS)})")
+        raise LabelsError(source, f"row {i}: unknown kind {kind[i]!r} (expected one of {', '.join(ALL_KINDS)})")
     return _finish(pd.DataFrame({"time": time, "end": end, "kind": kind, "note": note}))
 
 
-__all__ = ["COLUMNS", "KINDS", "LabelsError", "as_labels", "empty_labels", "load_labels"]
+def events_only(labels: pd.DataFrame) -> pd.DataFrame:
+    """The event rows of a normalised labels frame (what matching and tuning count), index 0..n-1."""
+    if labels.empty or not (labels["kind"] == NON_EVENT).any():
+        return labels
+    return labels[labels["kind"] != NON_EVENT].reset_index(drop=True)
+
+
+def add_row(labels: Any, time: float, kind: str = "cut", end: float | None = None, note: str = "") -> pd.DataFrame:
+    """`labels` (with non-events) plus one row, validated like a file (LabelsError names what is wrong)."""
+    rows = as_labels(labels, non_events=True)
+    try:
+        row = pd.DataFrame({"time": [float(time)], "end": [math.nan if end is None else float(end)],
+                            "kind": [str(kind)], "note": [str(note)]})
+    except (TypeError, ValueError) as exc:
+        raise LabelsError(None, f"label time and end must be numbers ({exc})") from None
+    if str(kind).strip().lower() not in ALL_KINDS:
+        raise LabelsError(None, f"unknown kind {kind!r} (expected one of {', '.join(ALL_KINDS)})")
+    new = as_labels(row, non_events=True)
+    return _finish(pd.concat([rows, new], ignore_index=True) if not rows.empty else new)
+
+
+def remove_rows(labels: Any, time: float, tolerance: float = 1e-3,
+                source: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """`labels` (with non-events) without the rows within `tolerance` s of `time`; LabelsError if none is."""
+    rows = as_labels(labels, non_events=True)
+    near = np.abs(rows["time"].to_numpy(dtype=np.float64) - float(time)) <= float(tolerance)
+    if not near.any():
+        raise LabelsError(source, f"no label within {tolerance:g} s of {float(time):g} s")
+    return rows[~near].reset_index(drop=True)
+
+
+def _fmt_seconds(value: float) -> str:
+    """Seconds as short text that reads back to the same float (microsecond precision)."""
+    if math.isnan(value):
+        return ""
+    text = f"{value:.6f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def save_labels(path: str | os.PathLike[str], labels: Any) -> Path:
+    """Write labels (events and `none` rows) as `time,end,kind,note`, sorted by time, atomically.
+
+    Validated like `as_labels` first (LabelsError names the problem; nothing is written then).
+    Written through a temporary file that is renamed into place, so a reader, or a kernel that
+    dies mid-write, never leaves half a file: the old file or the new one, never a mix.
+    """
+    from cht_lab.atomic import write_atomic
+
+    df = as_labels(labels, path, non_events=True)
+
+    def write(fh: Any) -> None:
+        out = csv.writer(fh, lineterminator="\n")
+        out.writerow(COLUMNS)
+        for t, e, k, n in zip(df["time"].tolist(), df["end"].tolist(), df["kind"].tolist(), df["note"].tolist()):
+            out.writerow([_fmt_seconds(t), _fmt_seconds(e), k, n])
+
+    final = write_atomic(path, write, text=True, mkdir=True)
+    log.debug("%s: saved %d labels", final, len(df))
+    return final
+
+
+__all__ = ["ALL_KINDS", "COLUMNS", "KINDS", "NON_EVENT", "LabelsError", "add_row", "as_labels", "empty_labels",
+           "events_only", "load_labels", "remove_rows", "save_labels"]
