@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 MATCH_WAIT = 5.0  # s to wait for the stream's first keyframe to appear in the recording
 FRAME_WAIT = 0.03  # s to wait for the recording to hold a frame the socket already delivered
 STILL_WAIT = 30.0  # s a variable-frame-rate stream waits for the recording to hold a frame
-REORDER_DEPTH = 4  # packets looked ahead for presentation order when the recording has B-frames
+REORDER_DEPTH = 4
+SIGNATURE_MIN = 8  # frames after the keyframe whose sizes must agree to identify it without its bytes  # packets looked ahead for presentation order when the recording has B-frames
 
 
 class PacketFollower:
@@ -128,7 +129,14 @@ class RecordingClock:
         self._follower = PacketFollower(self.recording)
 
     def locate(self, stop: threading.Event, timeout: float = MATCH_WAIT) -> bool:
-        """Find the stream's first keyframe among the recording's packets; False (with `note`) if absent."""
+        """Find the stream's first keyframe among the recording's packets; False (with `note`) if absent.
+
+        First by its bytes (size and Adler-32 of the access unit). A server may add or drop SEI or
+        parameter sets in that unit, so also by the frames after it: plain slices, whose sizes (up
+        to a constant, e.g. an AUD per unit) pick the keyframe. Identical candidates recur on a
+        still screen: the stream began at the live edge, so the one nearest "listed end minus the
+        units received since the keyframe" wins.
+        """
         unit = self.stream.keyframe_unit
         if not unit:
             self.note = "the stream's first keyframe is unknown"
@@ -140,36 +148,34 @@ class RecordingClock:
         while not stop.is_set():
             packets = follower.packets
             same = [i for i, p in enumerate(packets) if p.key and p.size == size and p.crc == crc]
+            how = "its bytes"
+            if not same:
+                same, how = self._by_following_sizes(packets), "the sizes of the frames after it"
             if same:
-                # identical keyframes recur on a still screen: the stream began at the live edge, so
-                # take the one nearest "listed end minus the units received since the keyframe"
-                received = max(1, self.stream.units_received)
-                estimate = len(packets) - received
+                estimate = len(packets) - max(1, self.stream.units_received)
                 self.start = min(same, key=lambda i: abs(i - estimate))
-                log.info("%s: the stream's first keyframe is packet %d (pts %.3f)", self.recording.name,
-                         self.start, packets[self.start].pts)
+                if how != "its bytes":
+                    self.note = f"the stream's first keyframe differs in its bytes from the recording's; found by {how}"
+                log.info("%s: the stream's first keyframe is packet %d (pts %.3f), found by %s", self.recording.name,
+                         self.start, packets[self.start].pts, how)
                 return True
             if time.monotonic() >= deadline or follower.ended:
                 break
             follower.wait_for(len(packets) + 1, min(0.2, max(0.0, deadline - time.monotonic())))
-        # not byte-identical (a server may add or drop SEI / parameter sets): the keyframe at the
-        # stream's position, when one is within half a GOP of it
-        packets = follower.packets
-        keys = [i for i, p in enumerate(packets) if p.key]
-        if keys and not stop.is_set():
-            estimate = len(packets) - max(1, self.stream.units_received)
-            nearest = min(keys, key=lambda i: abs(i - estimate))
-            gaps = sorted(b - a for a, b in zip(keys, keys[1:]))
-            gop = gaps[len(gaps) // 2] if gaps else len(packets)
-            if abs(nearest - estimate) <= gop / 2:
-                self.start = nearest
-                self.note = (f"the stream's first keyframe differs in its bytes from {self.recording.name}'s; "
-                             f"placed at packet {nearest} by position")
-                log.info("%s", self.note)
-                return True
         self.note = (f"the stream's first keyframe was not found in {self.recording.name} "
-                     f"({len(packets)} packets listed)")
+                     f"({len(follower.packets)} packets listed)")
         return False
+
+    def _by_following_sizes(self, packets: list[Packet]) -> list[int]:
+        sizes = self.stream.unit_sizes()[1:]
+        m = len(sizes)
+        if m < SIGNATURE_MIN:
+            return []
+        found = []
+        for i in range(len(packets) - m):
+            if packets[i].key and len({packets[i + 1 + j].size - sizes[j] for j in range(m)}) == 1:
+                found.append(i)
+        return found
 
     @property
     def start_pts(self) -> float | None:

@@ -97,6 +97,8 @@ class LiveStream(Protocol):
 
     def unit_arrival(self, number: int) -> float | None: ...
 
+    def unit_sizes(self) -> list[int]: ...
+
 
 @runtime_checkable
 class Source(Protocol):

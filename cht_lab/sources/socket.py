@@ -17,6 +17,8 @@ from cht_lab.sources.base import SourceBase, StateCallback, VideoFormat, probe_f
 
 log = logging.getLogger(__name__)
 
+SIGNATURE_UNITS = 24  # access units whose sizes are kept to find the stream in the recording
+
 
 class SocketSource(SourceBase):
     """cht's `scene.sock`: H.264 Annex-B on a Unix socket, piped into ffmpeg (`-f h264`).
@@ -274,6 +276,7 @@ class _Connection:
         self.arrivals: collections.deque[float] = collections.deque(maxlen=4096)
         self.arrivals_base = 0  # access-unit number of arrivals[0]
         self.units_received = 0
+        self.unit_starts: list[int] = []  # stream offsets of the first SIGNATURE_UNITS access units
         self._scanner = AnnexBScanner()
         self._prev: int | None = None
         self.sock: socket.socket | None = None
@@ -300,6 +303,12 @@ class _Connection:
             self.buffered -= len(data)
             self.cond.notify_all()  # room again for the receiving thread
             return data
+
+    def unit_sizes(self) -> list[int]:
+        """Byte sizes of the connection's first complete access units (0 = the keyframe's), up to
+        SIGNATURE_UNITS: with the bytes of later units they identify where the stream began."""
+        starts = list(self.unit_starts)
+        return [b - a for a, b in zip(starts, starts[1:])]
 
     def unit_arrival(self, number: int) -> float | None:
         k = number - self.arrivals_base
@@ -358,6 +367,8 @@ class _Connection:
                     self.arrivals_base += 1
                 self.arrivals.append(now)
                 self.units_received += 1
+                if len(self.unit_starts) <= SIGNATURE_UNITS:
+                    self.unit_starts.append(nal.pos)
             self._prev = nal.type
         with self.cond:
             self.chunks.append(data)
