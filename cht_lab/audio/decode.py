@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path

@@ -154,9 +154,9 @@ def capture_frames(path: str | os.PathLike[str], frame_indices: Sequence[int], o
             raise MediaError(p, f"capturing did not finish within {timeout:.0f} s") from exc
         if k < len(wanted):
             if rc not in (0, None):
-                from cht_lab.detect.reader import diagnose
+                from cht_lab.ffmpeg import diagnose
 
-                raise MediaError(p, f"capture failed: {diagnose(proc, str(p))}")
+                raise MediaError(p, f"capture failed: {diagnose(proc)}")
             raise MediaError(p, f"frame(s) {wanted[k:][:10]} are past the end of the recording "
                                 f"({_count_hint(info)} frames)")
     finally:

@@ -10,136 +10,20 @@ import logging
 import math
 import os
 import re
-import select
 import subprocess
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import IO, Any, Callable, Iterator, Sequence
+from typing import IO, Any, Iterator, Sequence
 
 import numpy as np
 
 from cht_lab.detect.decode import TIME_BASE, AnalysisPlan, BackendError
-from cht_lab.ffmpeg import FfmpegProcess, MediaError, grow_pipe
+from cht_lab.detect.fifo import PIPE_SIZE, FifoReader, open_fifo, read_full
+from cht_lab.ffmpeg import FfmpegProcess, MediaError, diagnose, grow_pipe
 
 log = logging.getLogger(__name__)
-
-_PIPE_SIZE = 1 << 20
-
-
-def open_fifo(path: str | os.PathLike[str], pipe_size: int = _PIPE_SIZE) -> int:
-    """Open a FIFO for reading without ever blocking: read-write and non-blocking.
-
-    Holding a write end too means ffmpeg's open never blocks and its close-and-reopen during
-    setup is harmless; the flip side is that EOF never comes, so readers stop when ffmpeg exits.
-    """
-    fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
-    grow_pipe(fd, pipe_size)
-    return fd
-
-
-class _FifoReader:
-    """Buffered reader on a non-blocking FIFO fd that ends when `alive()` turns false and it is drained."""
-
-    def __init__(self, fd: int, alive: Callable[[], bool], stop: threading.Event | None = None):
-        self.fd = fd
-        self._alive = alive
-        self._stop = stop
-        self.buf = bytearray()
-
-    def _more(self) -> bool:
-        try:  # usually the data is already there: no select() round trip
-            data = os.read(self.fd, 1 << 16)
-            if data:
-                self.buf += data
-                return True
-        except BlockingIOError:
-            pass
-        while True:
-            if self._stop is not None and self._stop.is_set():
-                return False
-            r, _, _ = select.select([self.fd], [], [], 0.1)
-            if r:
-                try:
-                    data = os.read(self.fd, 1 << 16)
-                except BlockingIOError:
-                    continue
-                if data:
-                    self.buf += data
-                    return True
-                return False
-            if not self._alive():
-                try:
-                    data = os.read(self.fd, 1 << 16)  # ffmpeg is gone: take what it left
-                except BlockingIOError:
-                    return False
-                if not data:
-                    return False
-                self.buf += data
-                return True
-
-    def readline(self, limit: int = 1 << 16) -> bytes | None:
-        start = 0
-        while True:
-            i = self.buf.find(b"\n", start)
-            if i >= 0:
-                line = bytes(self.buf[: i + 1])
-                del self.buf[: i + 1]
-                return line
-            start = len(self.buf)
-            if start > limit:
-                raise MediaError("ffmpeg", "garbled analysis metadata (line too long)")
-            if not self._more():
-                return None
-
-    def readinto(self, view: memoryview) -> bool:
-        """Fill `view` completely; False at the end of the stream."""
-        n = len(view)
-        got = 0
-        while got < n:
-            if self.buf:
-                k = min(n - got, len(self.buf))
-                view[got:got + k] = self.buf[:k]
-                del self.buf[:k]
-                got += k
-                continue
-            if self._stop is not None and self._stop.is_set():
-                return False
-            r, _, _ = select.select([self.fd], [], [], 0.1)
-            if not r:
-                if not self._alive():
-                    try:
-                        k = os.readv(self.fd, [view[got:]])
-                    except BlockingIOError:
-                        return False
-                    if not k:
-                        return False
-                    got += k
-                continue
-            try:
-                k = os.readv(self.fd, [view[got:]])
-            except BlockingIOError:
-                continue
-            if not k:
-                return False
-            got += k
-        return True
-
-
-def _read_full(stream: IO[bytes], view: memoryview) -> bool:
-    """readinto until `view` is full; False at EOF (a partial frame is dropped)."""
-    got = 0
-    n = len(view)
-    while got < n:
-        k = stream.readinto(view[got:])  # type: ignore[attr-defined]
-        if not k:
-            return False
-        got += k
-    return True
-
-
-# --------------------------------------------------------------------------- reader
 
 
 @dataclass
@@ -222,7 +106,7 @@ class AnalysisReader:
             self._close_fds()
             raise
         if self.process.stdout is not None:
-            grow_pipe(self.process.stdout, _PIPE_SIZE)
+            grow_pipe(self.process.stdout, PIPE_SIZE)
         self._cond = threading.Condition()
         self._full: deque[FullFrame] = deque(maxlen=self.ring_size)
         self._analysis_at = -1
@@ -245,7 +129,7 @@ class AnalysisReader:
     def _frames(self) -> Iterator[FrameAnalysis]:
         plan = self.plan
         proc = self.process
-        meta = _FifoReader(self._meta_fd, proc.running, self._stop)
+        meta = FifoReader(self._meta_fd, proc.running, self._stop)
         stdout = proc.stdout
         assert stdout is not None
         buf = np.empty((plan.height, plan.width), np.uint8)
@@ -261,7 +145,7 @@ class AnalysisReader:
                 if not self.reuse:
                     buf = np.empty((plan.height, plan.width), np.uint8)
                     view = memoryview(buf).cast("B")
-                if not _read_full(stdout, view):
+                if not read_full(stdout, view):
                     break
                 pts, scene = math.nan, None
                 while scene is None:
@@ -304,7 +188,7 @@ class AnalysisReader:
             self._full_thread.join(timeout=2.0)
         self._close_fds()
         if rc not in (0, None) and not self._stopped_by_us:
-            reason = diagnose(proc, self.path)
+            reason = diagnose(proc)
             if self.frames_read == 0:
                 self.error = reason
                 raise MediaError(self.path, reason)
@@ -380,7 +264,7 @@ class AnalysisReader:
     def _read_full_res_frames(self) -> None:
         full = self.plan.full_res
         assert full is not None and self._full_fd is not None
-        reader = _FifoReader(self._full_fd, self.process.running, self._stop)
+        reader = FifoReader(self._full_fd, self.process.running, self._stop)
         n = full.frame_bytes
         index = 0
         try:
@@ -425,23 +309,3 @@ def _input_name(args: Sequence[str]) -> str:
         if a == "-i":
             return args[i + 1]
     return "ffmpeg"
-
-
-_FRIENDLY = [  # most specific first
-    (re.compile(r"moov atom not found", re.I), "truncated or unfinished MP4 (moov atom not found)"),
-    (re.compile(r"Invalid data found", re.I), "not a video ffmpeg can read (invalid data)"),
-    (re.compile(r"matches no streams|does not contain any stream|Output file .* does not contain", re.I),
-     "no video stream"),
-    (re.compile(r"No such file", re.I), "no such file"),
-    (re.compile(r"Permission denied", re.I), "permission denied"),
-]
-
-
-def diagnose(proc: FfmpegProcess, path: str | None = None) -> str:
-    """Why ffmpeg failed, in words a user can act on, with ffmpeg's own line for reference."""
-    lines = [ln.strip() for ln in proc.stderr_tail(60).splitlines() if ln.strip()]
-    for pattern, text in _FRIENDLY:
-        for line in lines:
-            if pattern.search(line):
-                return f"{text} (ffmpeg: {line if len(line) <= 160 else line[:157] + '...'})"
-    return proc.error_summary()

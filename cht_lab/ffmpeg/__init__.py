@@ -29,9 +29,9 @@ from cht_lab.ffmpeg.probe import (
     video_header,
     video_packets,
 )
-from cht_lab.ffmpeg.process import FfmpegProcess, grow_pipe, live_processes, run_ffmpeg
+from cht_lab.ffmpeg.process import FfmpegProcess, diagnose, grow_pipe, live_processes, run_ffmpeg
 
 __all__ = ["ENV_VAR", "AudioStream", "FfmpegInfo", "FfmpegNotFoundError", "FfmpegProcess", "MediaError", "MediaInfo",
-           "Packet", "VideoHeader", "VideoStream", "cuda_usable", "ffmpeg_info", "find_ffmpeg", "framecrc_line", "grow_pipe",
+           "Packet", "VideoHeader", "VideoStream", "cuda_usable", "diagnose", "ffmpeg_info", "find_ffmpeg", "framecrc_line", "grow_pipe",
            "live_processes", "packet_from_row", "packet_listing_args", "probe", "probe_video", "read_header", "run_ffmpeg",
            "video_header", "video_packets"]

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import atexit
-import collections
 import functools
 import logging
 import os
 import re
-import select
 import shutil
 import subprocess
-import threading
-import time
-import weakref
 from dataclasses import dataclass, field
-from fractions import Fraction
-from pathlib import Path
-from typing import IO, Any, Sequence
 
 log = logging.getLogger(__name__)
 

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import atexit
 import collections
-import functools
 import logging
 import os
 import re
-import select
-import shutil
 import subprocess
-import threading
-import time
-import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import IO, Any, Sequence
 
 log = logging.getLogger(__name__)
 

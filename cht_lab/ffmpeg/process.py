@@ -14,9 +14,6 @@ import subprocess
 import threading
 import time
 import weakref
-from dataclasses import dataclass, field
-from fractions import Fraction
-from pathlib import Path
 from typing import IO, Any, Sequence
 
 log = logging.getLogger(__name__)
@@ -264,3 +261,23 @@ def grow_pipe(pipe: "int | IO[bytes] | None", size: int = 1 << 20) -> None:
         fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), size)
     except (OSError, ValueError, AttributeError, ImportError):
         pass
+
+
+_FRIENDLY = [  # most specific first
+    (re.compile(r"moov atom not found", re.I), "truncated or unfinished MP4 (moov atom not found)"),
+    (re.compile(r"Invalid data found", re.I), "not a video ffmpeg can read (invalid data)"),
+    (re.compile(r"matches no streams|does not contain any stream|Output file .* does not contain", re.I),
+     "no video stream"),
+    (re.compile(r"No such file", re.I), "no such file"),
+    (re.compile(r"Permission denied", re.I), "permission denied"),
+]
+
+
+def diagnose(proc: FfmpegProcess) -> str:
+    """Why ffmpeg failed, in words a user can act on, with ffmpeg's own line for reference."""
+    lines = [ln.strip() for ln in proc.stderr_tail(60).splitlines() if ln.strip()]
+    for pattern, text in _FRIENDLY:
+        for line in lines:
+            if pattern.search(line):
+                return f"{text} (ffmpeg: {line if len(line) <= 160 else line[:157] + '...'})"
+    return proc.error_summary()
