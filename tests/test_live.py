@@ -214,3 +214,22 @@ def test_never_started_session_stops_cleanly(tmp_path):
     assert live.status["state"] == "stopped"
     assert live.frames().empty
     assert live.wait(timeout=0.1) is False
+
+
+def test_wait_returns_on_a_recording_without_audio(tmp_path):
+    """The audio worker used to follow a video-only recording for ever, so wait() never returned."""
+    from conftest import make_clip
+
+    src = tmp_path / "20240101_120000"
+    (src / layout.STREAM_DIR).mkdir(parents=True)
+    make_clip(src / layout.STREAM_DIR / "20240101_120000.mp4", seconds=3.0, size="320x180", audio=False)
+    with replay(src, out_dir=tmp_path / "srv", speed=4.0) as server:
+        live = LiveSession(server.session_dir, audio=True, end_after=SERVER_GONE_AFTER)
+        with live:
+            assert server.wait(timeout=60)
+            assert live.wait(timeout=30), "wait() returns once the video ended and there is no audio"
+            status = live.status
+    audio = status["workers"]["audio"]
+    assert audio["state"] == "finished" and "no audio" in audio.get("note", ""), audio
+    assert status["state"] == "finished" and status["chunks"] == 0
+    assert len(live.scores()) == 90
