@@ -273,7 +273,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def _count(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return n
+
+
+def _is_corpus(args: argparse.Namespace) -> bool:
+    """Several sessions, a folder of sessions, or a Dask option: scored through score_sessions."""
+    from cht_lab import layout
+
+    if len(args.session) > 1 or args.scheduler or args.workers:
+        return True
+    if len(args.session) == 1:
+        p = Path(args.session[0]).expanduser()
+        return p.is_dir() and not layout.is_session_dir(p) and any(
+            layout.is_session_dir(c) for c in p.iterdir() if c.is_dir())
+    return False
+
+
 def cmd_score(args: argparse.Namespace) -> int:
+    if _is_corpus(args):
+        return _score_corpus(args)
+    args.session = args.session[0] if args.session else None
     session = _open(args)
     threshold, metric, min_gap = session.resolve(args.threshold, args.metric, args.min_gap)  # bad values: before decoding
     scores = session.score(backend=args.backend, progress=_progress(), force=args.force)
@@ -304,6 +330,60 @@ def cmd_score(args: argparse.Namespace) -> int:
     else:
         print(f"scenes at: none — {session.why_no_detections(threshold, metric, min_gap)}")
     return EXIT_OK
+
+
+def _score_corpus(args: argparse.Namespace) -> int:
+    """`score DIR...` on Dask: a row per session, failures with their path and reason, corpus tuning."""
+    from cht_lab.corpus.scoring import dashboard_link, dask_client, require_dask, score_sessions
+    from cht_lab.corpus.view import evaluate_corpus, sweep_corpus
+    from cht_lab.detect.scoring import DEFAULT_METRIC, DEFAULT_THRESHOLDS
+    from cht_lab.tuning.matching import TuningError
+
+    if args.sample is not None:
+        raise Refused("--sample scores one bundled sample; give several sessions as SESSION paths or names")
+    if args.capture:
+        raise Refused("--capture: one session at a time (cht-lab score SESSION --capture)")
+    metric = args.metric or DEFAULT_METRIC
+    threshold = args.threshold if args.threshold is not None else DEFAULT_THRESHOLDS.get(metric)
+    if threshold is None:
+        raise Refused(f"metric {metric!r} has no default threshold: give --threshold")
+    paths = [str(_replay_source(a)) for a in args.session]  # a path, else a bundled sample's name
+    try:
+        require_dask()  # importing it sets its loggers' levels: quieten them after
+    except ImportError as exc:
+        raise Refused(str(exc)) from None
+    if getattr(args, "verbose", 0) < 2:  # the in-process scheduler's INFO log is not the user's business
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+    with dask_client(args.scheduler, args.workers) as client:
+        link = dashboard_link(client)
+        _note("score", f"Dask: {len(client.scheduler_info().get('workers', {}))} worker(s)"
+                       + (f", dashboard {link}" if link else ""))
+        report = score_sessions(paths, client, backend=args.backend, force=args.force, progress=_progress())
+        ok = report[report["status"] != "failed"]
+        rows: dict[str, object] = {"sessions": len(report)}
+        rows.update({status: int((report["status"] == status).sum()) for status in ("scored", "skipped", "failed")})
+        rows.update({"score rows": int(ok["rows"].sum()),
+                     "decode time (s)": round(float(report["seconds"].sum()), 1),
+                     "wall time (s)": round(report.attrs["wall_s"], 1), "metric": metric,
+                     "threshold": f"{threshold:g}"})
+        if len(ok):
+            try:
+                ev = evaluate_corpus(ok, threshold, client, metric=metric, min_gap=args.min_gap)
+                sw = sweep_corpus(ok, client, metric=metric, min_gap=args.min_gap)
+                rows.update({"labeled events": int(ev["labels"].iloc[-1]),
+                             "f1 at threshold": round(ev["f1"].iloc[-1], 3)})
+                if sw.attrs.get("best_threshold") is not None:
+                    rows.update({"best threshold": round(sw.attrs["best_threshold"], 4),
+                                 "f1 at best": round(sw.attrs["best_f1"], 3)})
+            except TuningError as exc:
+                _note("score", f"no corpus tuning: {exc}")
+    shown = report[["session", "status", "segments", "rows", "seconds"]].copy()
+    shown["seconds"] = shown["seconds"].round(1)
+    print(shown.to_string(index=False))
+    print(_table(rows))
+    for r in report[report["status"] == "failed"].itertuples():
+        _note("score", f"error: {r.error}")
+    return EXIT_FAILED if (report["status"] == "failed").any() else EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -402,8 +482,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     session_help = ("a session directory, a recording, or a bundled sample's name; a read-only one (a bundled "
                     "sample) is worked on in a directory under $CHT_LAB_DATA")
-    p = add("score", "score a recorded session (decode once) and report its scenes and, with labels, tuning")
-    p.add_argument("session", nargs="?", help=session_help)
+    p = add("score", "score recorded sessions (decode once) and report their scenes and, with labels, tuning")
+    p.add_argument("session", nargs="*", metavar="SESSION",
+                   help=f"{session_help}; several, or a folder of sessions, are scored as a corpus on Dask "
+                        "(the dask extra)")
     p.add_argument("--sample", help=f"{samples_help}, instead of SESSION")
     p.add_argument("--metric", help=metric_help)
     p.add_argument("--threshold", type=_non_negative, help=threshold_help)
@@ -411,6 +493,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", choices=BACKENDS, help=backend_help)
     p.add_argument("--capture", action="store_true", help="also write the JPEGs of the scenes into frames/")
     p.add_argument("--force", action="store_true", help="re-score even when the scores are up to date")
+    p.add_argument("--scheduler", help="score on Dask: a scheduler address (tcp://HOST:8786) whose workers see the "
+                                       "sessions under the same paths, or 'local' for a LocalCluster on this "
+                                       "machine (default: local when several sessions are given)")
+    p.add_argument("--workers", type=_count, help="Dask workers: the LocalCluster's processes (default: one per "
+                                                  "CPU), or with --scheduler how many to wait for")
     p.set_defaults(func=cmd_score)
 
     p = add("export", "export a session's frame index (the scenes at a threshold), scores or audio chunks")
