@@ -127,11 +127,47 @@ def _open(args: argparse.Namespace) -> Any:
 def cmd_samples(args: argparse.Namespace) -> int:
     from cht_lab.tools.samples.render import generate
 
+    if args.real:
+        return _record_real(args)
     for name in args.names:
         _check_sample(name)
     paths = generate(root=args.out, names=args.names or None, force=args.force, progress=_progress())
     for p in paths:
         print(p)
+    return EXIT_OK
+
+
+def _record_real(args: argparse.Namespace) -> int:
+    """`cht-lab samples --real`: record real applications on a virtual X screen (skipped, exit 0, when
+    Xvfb, Chromium or Playwright is missing); prints each new session and its entry for catalog.py."""
+    from cht_lab.tools.samples.bundled import samples_root
+    from cht_lab.tools.samples.real import SCENARIOS, missing_tools, record
+
+    unknown = [n for n in args.names if n not in SCENARIOS]
+    if unknown:
+        raise Refused(f"unknown recorded sample {unknown[0]!r}; valid names: {', '.join(SCENARIOS)}")
+    missing = missing_tools()
+    if missing:
+        _note("samples", "--real skipped: recording real samples needs " + "; ".join(missing))
+        return EXIT_OK
+    root = Path(args.out).expanduser() if args.out else samples_root()
+
+    def terminate(signum: int, frame: object) -> None:  # Xvfb, Chromium, JupyterLab are stopped on the way out
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, terminate)
+    try:
+        for name in args.names or list(SCENARIOS):
+            _note("samples", f"recording {name} (about a minute, then encoding and measuring)")
+            try:
+                done = record(name, root)
+            except RuntimeError as exc:
+                _note("samples", f"{name} failed: {exc}")
+                return EXIT_FAILED
+            print(done.path)
+            print(f"# entry for cht_lab/tools/samples/real/catalog.py (replaces the old {name}):\n{done.entry}")
+    finally:
+        signal.signal(signal.SIGTERM, old)
     return EXIT_OK
 
 
@@ -461,10 +497,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", choices=BACKENDS, help=backend_help)
     p.set_defaults(func=cmd_demo)
 
-    p = add("samples", "(re)generate the bundled sample sessions")
+    p = add("samples", "(re)generate the bundled sample sessions, or record real ones (--real)")
     p.add_argument("names", nargs="*", help="sample names (default: all)")
     p.add_argument("--out", help="target directory (default: the repository's data/samples, or $CHT_LAB_SAMPLES)")
     p.add_argument("--force", action="store_true", help="regenerate samples that exist")
+    p.add_argument("--real", action="store_true",
+                   help="record the real-application samples (real_editor, real_slides, real_browser) on a "
+                        "virtual X screen: needs Xvfb, Chromium and Playwright, else skipped; recorded samples "
+                        "are never regenerated without it")
     p.set_defaults(func=cmd_samples)
 
     p = add("run", "run live scene detection on a source (cht session dir, socket, file, URL)")
