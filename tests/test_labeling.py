@@ -18,9 +18,10 @@ import pytest
 from cht_lab import layout
 from cht_lab.tuning.labels import LabelsError, add_row, as_labels, load_labels, remove_rows, save_labels
 from cht_lab.tuning.review import Review, find_candidates, plateau
-from cht_lab.tools.samples import SAMPLES, sample_dir
+from cht_lab.tools.samples import sample_dir
 
 HEADER = "time,end,kind,note\n"
+SAMPLE_NAMES = ("slides", "desktop", "coding", "twoseg")  # the four labeled samples this feature was measured on
 
 
 # --------------------------------------------------------------------------- labels.csv: non-events, saving
@@ -169,24 +170,27 @@ def scored(data_dir):
     """The four bundled samples, scored into working directories under the temporary data dir."""
     from cht_lab.session import open_session
 
-    sessions = {name: open_session(sample_dir(name)) for name in SAMPLES}
+    sessions = {name: open_session(sample_dir(name, generate_missing=False)) for name in SAMPLE_NAMES}
     for s in sessions.values():
         assert s.read_only_source and data_dir in s.dir.parents
         s.score(progress=False)
     return sessions
 
 
-@pytest.mark.parametrize("name", sorted(SAMPLES))
+@pytest.mark.parametrize("name", SAMPLE_NAMES)
 def test_asking_what_matters_settles_every_sample_in_few_decisions_and_fewer_than_time_order(scored, name):
     from cht_lab.tuning.simulate import decisions_needed, simulate
+    from cht_lab.tuning.sweep import find_best
 
     s = scored[name]
-    matters = decisions_needed(simulate(s.scores(), s.labels, "matters"))
-    by_time = decisions_needed(simulate(s.scores(), s.labels, "time"))
-    assert matters["reach"] is not None and matters["reach"] <= 10
-    assert matters["reach"] <= by_time["reach"]
+    # what the full labels can get out of the default metric (F1 1.0 for settled on these samples)
+    target = min(0.95, find_best(s.scores(), s.labels, metric=s.resolve()[1]).f1) - 1e-9
+    matters = decisions_needed(simulate(s.scores(), s.labels, "matters"), target)
+    by_time = decisions_needed(simulate(s.scores(), s.labels, "time"), target)
+    assert matters["reach"] is not None and matters["hold"] is not None and matters["hold"] <= 10
+    assert matters["hold"] <= by_time["hold"]  # time order can touch the target by luck, then lose it again
     assert matters["settled"] <= 10 and matters["settled"] < by_time["settled"]
-    assert matters["f1_settled"] >= 0.95
+    assert matters["f1_settled"] >= target
 
 
 def test_one_threshold_across_sessions_from_complete_files_and_a_review(scored, tmp_path):
@@ -194,18 +198,18 @@ def test_one_threshold_across_sessions_from_complete_files_and_a_review(scored, 
     from cht_lab.tuning.sessions import best_across
     from cht_lab.tuning.simulate import answer
 
-    best, table = best_across(list(scored.values()))
+    best, table = best_across(list(scored.values()), metric="settled")
     assert best.f1 == 1.0 and best.low < 0.15 < best.high  # README: F1 = 1 for settled 0.09-0.21
     assert table["labels"].tolist()[:-1] == ["complete"] * 4 and table["f1"].iloc[-1] == 1.0
     # one session reviewed from scratch (three answers), next to the others' complete files
     slides = scored["slides"]
     copy = _copy_scored(slides, tmp_path / "slides")
-    review = open_session(copy).review()
+    review = open_session(copy).review(metric="settled")
     for _ in range(3):
         i = review.next()
         review.decide(i, answer(slides.labels, float(review.candidates["ts"].iloc[i])))
     others = [scored[n] for n in ("desktop", "coding", "twoseg")]
-    best, table = best_across([open_session(copy), *others])
+    best, table = best_across([open_session(copy), *others], metric="settled")
     assert table["labels"].iloc[0] == "review" and table["events"].iloc[0] + table["non_events"].iloc[0] == 3
     assert best.f1 == 1.0 and best.low < best.threshold <= best.high
 
@@ -256,10 +260,13 @@ def test_session_label_api_and_a_read_only_source(scored):
 
 @pytest.fixture()
 def fresh(scored, tmp_path):
-    """A writable, scored copy of the slides sample without labels (the user's own recording)."""
+    """A writable, scored copy of the slides sample without labels (the user's own recording), on `settled`
+    (the metric the samples were measured on: these tests are about labeling, not about a metric)."""
     from cht_lab.session import open_session
 
-    return open_session(_copy_scored(scored["slides"], tmp_path / "20260301_090000"))
+    s = open_session(_copy_scored(scored["slides"], tmp_path / "20260301_090000"))
+    s.metric = "settled"
+    return s
 
 
 def test_label_tab_from_scratch_to_a_settled_threshold(fresh, scored):
@@ -304,9 +311,12 @@ def test_label_tab_from_scratch_to_a_settled_threshold(fresh, scored):
         _close(again)
 
 
-def test_label_tab_scrubber_adds_a_missed_event_with_frame_exact_pictures(fresh):
-    from PIL import Image
+def test_label_tab_scrubber_adds_a_missed_event_with_frame_exact_pictures(fresh, tmp_path):
     import io
+
+    from PIL import Image
+
+    from cht_lab.panel.gallery import placeholder
 
     panel = fresh.panel()
     try:
@@ -317,11 +327,20 @@ def test_label_tab_scrubber_adds_a_missed_event_with_frame_exact_pictures(fresh)
         tab.step(1)
         tab.step(-1)
         assert tab.scrub.value == k and "0:13.5" in tab.frame_caption.value
-        assert tab.sync(120)
-        with Image.open(io.BytesIO(tab.frame.value)) as im:
-            assert im.width == 360  # the frame itself, not the grey placeholder
-        with Image.open(io.BytesIO(tab.after.value)) as im:
-            assert im.width == 360
+        assert tab.sync(120) and "loading" not in tab.frame_caption.value
+        for picture in (tab.frame, tab.before, tab.after):  # the frames themselves, not the grey placeholder
+            assert picture.value != placeholder(360)
+            with Image.open(io.BytesIO(picture.value)) as im:
+                assert im.width == 360 and np.asarray(im.convert("L")).std() > 10
+        # frame-exact: the picture is the frame the scores call frame k (a capture of that frame index)
+        from cht_lab.detect.capture import capture_frames
+
+        row = fresh.scores().sort_values("ts").iloc[k]
+        shot = tmp_path / "exact.jpg"
+        capture_frames(fresh.segments[int(row.segment)].path, [int(row.frame_index)], [shot])
+        with Image.open(shot) as full, Image.open(io.BytesIO(tab.frame.value)) as small:
+            ref = np.asarray(full.convert("L").resize(small.size), dtype=float)
+            assert np.abs(ref - np.asarray(small.convert("L"), dtype=float)).mean() < 6
         tab.add_buttons["cut"].click()
         assert fresh.labels["time"].tolist() == [pytest.approx(13.5, abs=1 / 30)]
         assert "cut at 0:13.5" in tab.frame_caption.value and tab.review.reviewed == 1  # covers the candidate
@@ -348,7 +367,7 @@ def test_a_set_of_sessions_tunes_one_threshold_and_follows_the_label_tabs(scored
 
     a = open_session(_copy_scored(scored["coding"], tmp_path / "20260301_110000"))
     b = open_session(_copy_scored(scored["desktop"], tmp_path / "20260301_100000", labels=True))
-    box = SessionSetPanel([a, b], max_thumbs=0)  # no Frames tab pictures: this test is about labels
+    box = SessionSetPanel([a, b], metric="settled", max_thumbs=0)  # no Frames tab pictures: this test is about labels
     try:
         assert "2 sessions" in box.summary.value and box.best is not None  # b's complete file alone
         panel = box.show(0)

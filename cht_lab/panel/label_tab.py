@@ -57,7 +57,7 @@ class LabelTab(PanelTab):
         self._store: Thumbnails | None = None
         self.progress = _html("cht-label-progress")
         self.order = W.ToggleButtons(options=[("ask what matters", "matters"), ("time order", "time")],
-                                     value="matters", style={"button_width": "130px"})
+                                     value="matters", style={"button_width": "150px"})
         self.order.add_class("cht-label-order")
         self.order.observe(lambda _c: self._next(), names="value")
         self.caption = _html("cht-label-caption")
@@ -300,10 +300,11 @@ class LabelTab(PanelTab):
             return []
         tile = self._tile(int(seg[k]), int(fidx[k]), float(r.ts[k]), float(r.values[k]))
         self.frame.value = self._picture(tile)
+        loading = "" if self._thumbs().thumb(tile) is not None else " · <i>picture loading…</i>"
         here = r.rows[(r.rows["time"] - r.ts[k]).abs() <= r.tolerance]
         label = ", ".join(f"{k_} at {format_time(t)}" for t, k_ in zip(here["time"], here["kind"])) or "none here"
         self.frame_caption.value = (f"<b>{format_time(float(r.ts[k]))}</b> ({r.ts[k]:.3f} s) · frame {int(fidx[k])} of "
-                                    f"recording {int(seg[k])} · {r.metric} {r.values[k]:.3f} · labels: {label}")
+                                    f"recording {int(seg[k])} · {r.metric} {r.values[k]:.3f} · labels: {label}{loading}")
         lo, hi = max(k - PREFETCH, 0), min(k + PREFETCH, len(r.ts) - 1)
         near = [tile] + [self._tile(int(seg[j]), int(fidx[j]), float(r.ts[j]), 0.0) for j in range(lo, hi + 1) if j != k]
         if request:

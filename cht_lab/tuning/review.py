@@ -58,14 +58,14 @@ def default_floor(metric: str, values: np.ndarray | None = None) -> float:
 def find_candidates(scores: pd.DataFrame, metric: str | None = None, floor: float | None = None,
                     window: float | None = None, before: float = BEFORE_S, limit: int = MAX_CANDIDATES,
                     min_gap: float = DEFAULT_MIN_GAP, tolerance: float = DEFAULT_TOLERANCE) -> pd.DataFrame:
-    """Peaks of `metric` >= `floor`, the highest within `window` s (default max(min_gap, tolerance)), by time.
+    """Peaks of `metric` >= `floor`, the highest within `window` s (default: the matching tolerance), by time.
 
     Columns: ts, score, segment, frame_index, row (position in the ts-sorted scores), and the
     frame `before` s earlier in the same segment (before_ts, before_segment, before_frame_index).
     """
     scores, name, ts, values = _arrays(scores, metric)
     floor = default_floor(name, values) if floor is None else float(floor)
-    window = max(float(min_gap), float(tolerance)) if window is None else float(window)
+    window = float(tolerance) if window is None else float(window)
     seg = scores["segment"].to_numpy(np.int64) if "segment" in scores else np.zeros(ts.size, np.int64)
     fidx = scores["frame_index"].to_numpy(np.int64) if "frame_index" in scores else np.arange(ts.size)
     above = np.flatnonzero(np.isfinite(values) & (values >= floor))
