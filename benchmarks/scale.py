@@ -3,20 +3,22 @@
     python benchmarks/scale.py [--sessions 8] [--workers 1 2] [--repeat 3]
     python benchmarks/scale.py --scheduler tcp://HOST:8786 --dir /shared/tmp
 
-The corpus is `--sessions` copies of the bundled samples (slides, desktop, coding, twoseg, in
-turn; twoseg has two recordings, so 8 sessions are 10 segment tasks). Each configuration scores
+The corpus is `--sessions` copies of the generated samples (slides, desktop, coding, twoseg, in
+turn; twoseg has two recordings, so 8 sessions are 10 recordings). Each configuration scores
 fresh copies, so every run decodes everything:
 
-- serial: `Session.score()` on each session, one after the other, in this process (the reference);
+- serial: `Session.score()` on each session, one after the other, in a fresh process (the
+  reference; this one runs the LocalClusters' schedulers, whose threads would slow it down);
 - `score_sessions` on a LocalCluster of N worker processes (one thread each), for each N in
   `--workers`; the clusters are started first and their start-up is timed apart, since a
   notebook starts one once.
 
-The configurations run `--repeat` rounds in a rotating order (a shared machine's load drifts),
-and the medians are compared. Figures (each a ratio of times measured in the same run): speed-up
-= wall(1 worker) / wall(N) (ideal N on N free cores), Dask vs serial, and the per-task overhead
-= (wall(1 worker) - serial) / tasks, as a share of the mean serial time per recording. Every
-run's score tables are checked identical to the first run's (serial).
+The configurations run `--repeat` rounds in a rotating order (a shared machine's load drifts);
+each figure is computed within a round and the median over rounds is reported. Figures (each a
+ratio of times measured in the same round): speed-up = wall(1 worker) / wall(N) (ideal N on N
+free cores), Dask vs serial, and the per-task overhead = (wall(1 worker) - serial) / tasks, as a
+share of the mean serial time per recording. Every run's score tables are checked identical to
+the first run's (serial).
 
 With `--scheduler`, the Dask runs go to that cluster instead (its workers must see `--dir` under
 the same path); `--workers` is then ignored and the speed-up is against this machine's serial run.
@@ -29,6 +31,7 @@ import logging
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,9 +46,12 @@ from cht_lab.session import open_session
 from cht_lab.tools.samples import SAMPLES, sample_dir
 
 
+SYNTHETIC = ("slides", "desktop", "coding", "twoseg")  # the generated samples (the recorded ones vary in length)
+
+
 def make_corpus(root: Path, n: int) -> list[Path]:
     """n session directories copied from the bundled samples (index left out: nothing scored yet)."""
-    names = list(SAMPLES)
+    names = [n for n in SYNTHETIC if n in SAMPLES] or list(SAMPLES)
     out = []
     for i in range(n):
         src = sample_dir(names[i % len(names)])
@@ -59,12 +65,23 @@ def scores_of(paths: list[Path]) -> list[pd.DataFrame]:
     return [open_session(p).scores() for p in paths]
 
 
+_SERIAL = """
+import sys, time
+from cht_lab.session import open_session
+paths = sys.argv[1:]
+t0 = time.perf_counter()
+for p in paths:
+    open_session(p).score(progress=False)
+print(time.perf_counter() - t0)
+"""
+
+
 def run_serial(root: Path, n: int) -> tuple[float, list[pd.DataFrame], int]:
+    """Session.score on each session in a fresh process (this one hosts the schedulers' threads)."""
     paths = make_corpus(root / "serial", n)
-    t0 = time.perf_counter()
-    for p in paths:
-        open_session(p).score(progress=False)
-    wall = time.perf_counter() - t0
+    done = subprocess.run([sys.executable, "-c", _SERIAL, *map(str, paths)], check=True, capture_output=True,
+                          text=True)
+    wall = float(done.stdout.strip().splitlines()[-1])
     return wall, scores_of(paths), sum(len(open_session(p).segments) for p in paths)
 
 
@@ -139,18 +156,23 @@ def main(argv: list[str] | None = None) -> int:
         for cluster in clusters:
             cluster.close()
         shutil.rmtree(root, ignore_errors=True)
-    med = {label: statistics.median(w) for label, w in walls.items()}
-    serial = med["serial"]
-    print(f"\nmedians of {args.repeat} (load average now {os.getloadavg()[0]:.1f}): "
-          + ", ".join(f"{k} {v:.1f} s" for k, v in med.items()))
-    print(f"serial: {recordings} recordings, {serial / recordings:.2f} s each; Dask: {tasks} tasks")
-    base = next((k for k in med if k != "serial"), None)
-    for label in [k for k in med if k != "serial"]:
-        print(f"{label}: speed-up vs {base} {med[base] / med[label]:.2f}x, vs serial {serial / med[label]:.2f}x")
-    if "1 worker(s)" in med:
-        overhead = (med["1 worker(s)"] - serial) / tasks
-        print(f"per-task overhead (1 worker vs serial): {overhead * 1000:.0f} ms per task = "
-              f"{overhead / (serial / recordings):.3f}x of the mean serial time per recording")
+    # ratios within each round (runs minutes apart), then their median: a shared machine's load drifts
+    rounds = range(len(walls["serial"]))
+    print(f"\nload average now {os.getloadavg()[0]:.1f}; serial: {recordings} recordings, Dask: {tasks} tasks")
+    print("walls (s): " + "; ".join(f"{k} " + ", ".join(f"{w:.1f}" for w in v) for k, v in walls.items()))
+
+    def ratio(name: str, values: list[float]) -> None:
+        print(f"{name}: {statistics.median(values):.2f}x (rounds: {', '.join(f'{v:.2f}' for v in values)})")
+
+    dask = [k for k in walls if k != "serial"]
+    for label in dask:
+        ratio(f"{label} vs serial, speed-up", [walls["serial"][r] / walls[label][r] for r in rounds])
+        if label != dask[0]:
+            ratio(f"{label} vs {dask[0]}, speed-up", [walls[dask[0]][r] / walls[label][r] for r in rounds])
+    if "1 worker(s)" in walls:
+        ratio("per-task overhead, (1 worker - serial) / tasks, vs the serial time per recording",
+              [(walls["1 worker(s)"][r] - walls["serial"][r]) / tasks / (walls["serial"][r] / recordings)
+               for r in rounds])
     return 0
 
 

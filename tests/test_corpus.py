@@ -45,7 +45,7 @@ def data_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def client(data_dir):
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                  silence_logs=40) as cluster, distributed.Client(cluster) as c:
+                                  silence_logs=40) as cluster, distributed.Client(cluster, set_as_default=False) as c:
         yield c
 
 
@@ -115,6 +115,9 @@ def test_a_folder_of_sessions_and_a_session_given_twice(client, originals, tmp_p
     assert list(report["status"]) == ["scored", "scored", "skipped"]
     assert "the same session" in report["error"].iloc[2]
     assert len(corpus_scores(report, client)) == report["rows"].iloc[:2].sum()
+    forced = score_sessions(paths, client, force=True, progress=False)  # decoded and written again
+    assert list(forced["status"]) == ["scored", "scored"] and list(forced["rows"]) == list(report["rows"].iloc[:2])
+    assert len(corpus_scores(paths, client)) == forced["rows"].sum()
 
 
 def _executing(dask_worker) -> list[str]:
@@ -187,9 +190,25 @@ def test_a_commit_interrupted_half_way_is_rebuilt_without_duplicates(originals, 
     row = commit_session(plan, *tables)
     assert row["status"] == "scored"
     assert_like_serial([path], serial)
-    files = sorted(f.name for f in (path / layout.INDEX_DIR / "scores").iterdir())
-    assert commit_session(plan, *tables)["status"] == "scored"  # a rerun of a finished commit writes nothing
-    assert files == sorted(f.name for f in (path / layout.INDEX_DIR / "scores").iterdir())
+    assert commit_session(plan, *tables)["status"] == "scored"  # a rerun of a finished commit: the same rows
+    assert_like_serial([path], serial)
+
+
+def test_the_commit_waits_for_the_session_lock_and_names_its_holder(originals, serial, tmp_path):
+    """Only one writer per session: a commit waits `lock_wait` s for another writer, then reports it."""
+    (path,) = copies(originals[:1], tmp_path)
+    (plan,) = plan_path(str(path))
+    tables = [score_segment(job) for job in plan.segments]
+    holder = SessionIndex(path, writer=True)
+    try:
+        row = commit_session(plan, *tables, lock_wait=0.5)
+    finally:
+        releaser = threading.Timer(1.0, holder.close)
+        releaser.start()
+    assert row["status"] == "failed" and "already being written" in row["error"] and str(path) in row["error"]
+    assert SessionIndex(path).scores().empty
+    assert commit_session(plan, *tables, lock_wait=30)["status"] == "scored"  # once the holder has let go
+    releaser.join()
     assert_like_serial([path], serial)
 
 
@@ -215,7 +234,8 @@ def test_corpus_sweep_equals_the_per_session_sweeps_combined(client, originals, 
             f1 = np.where(tp > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
         np.testing.assert_allclose(corpus["f1"], f1)
         assert corpus.attrs["labels"] == sum(len(s.labels) for s in sessions)
-    assert corpus.attrs["best_f1"] == 1.0
+    assert corpus.attrs["best_f1"] == corpus["f1"].max() > 0
+    assert corpus.loc[corpus["threshold"] == corpus.attrs["best_threshold"], "f1"].item() == corpus.attrs["best_f1"]
     # one session alone: the corpus's default thresholds are that session's own
     alone = sweep_corpus([paths[0]], client)
     pd.testing.assert_frame_equal(alone, tuning.sweep(sessions[0].scores(), sessions[0].labels), check_dtype=False)
@@ -250,4 +270,5 @@ def test_cli_score_many_sessions_on_a_local_cluster(originals, tmp_path, data_di
         assert re.search(rf"{p.name}\s+scored\s+1\s+135", out), out
     assert re.search(rf"{bad.name}\s+failed", out), out
     assert len(SessionIndex(paths[0]).scores()) == 135
-    assert re.search(r"^\s+f1 at threshold\s+1\.0$", out, re.M), out  # tuned over the sessions that scored
+    assert re.search(r"^\s+labeled events\s+4$", out, re.M), out  # tuned over the two sessions that scored
+    assert re.search(r"^\s+f1 at threshold\s+[0-9.]+$", out, re.M) and "best threshold" in out, out

@@ -15,8 +15,8 @@ Why this split:
 - A worker killed mid-task: Dask runs the task again elsewhere (`allowed-failures`; exceptions
   get `retries`). A segment task has no side effect. A commit is a rebuild (clear the scores,
   then append every segment, each append an atomic part file) whose `scored` stamps are written
-  after the rows, so a rerun after a half-done commit leaves one copy of every row, and a rerun
-  after a finished one finds the stamps in place and writes nothing.
+  after the rows, so a rerun, after a half-done commit or a finished one, leaves one copy of
+  every row.
 
 Paths are opened where the task runs: with a remote scheduler the sessions must be on storage
 the workers share (under the same path). Expected failures (a file that is no recording, a
@@ -83,7 +83,7 @@ class Failure:
     stage: str  # open | score | write
 
     def message(self) -> str:
-        return f"{self.where}: {self.reason}"
+        return self.reason if self.reason.startswith(self.where) else f"{self.where}: {self.reason}"
 
 
 # --------------------------------------------------------------------------- worker side
@@ -179,15 +179,10 @@ def commit_session(plan: SessionPlan, *tables: pd.DataFrame | Failure, lock_wait
     except _EXPECTED as exc:
         return report_row(plan, "failed", seconds=seconds, error=_failure(plan.given, exc, "write").message())
     try:
-        stored = idx.scores()
-        done = dict(idx.metadata().get("scored", {}))
         rows = sum(len(t) for t in tables)
         sizes = dict(idx.metadata().get(_SIZES_KEY) or {})
-        if done == {j.key: j.stamp for j in plan.segments} and len(stored) == rows:
-            log.info("%s: already written (a rerun of this commit)", plan.source)
-            return report_row(plan, "scored", rows=rows, backend=idx.metadata().get("backend"), seconds=seconds)
-        if done or not stored.empty:
-            idx.clear("scores")  # a rebuild, as Session.score does for a partial or stale index
+        if idx.metadata().get("scored") or not idx.scores().empty:
+            idx.clear("scores")  # a rebuild, as Session.score does for a partial or stale index (or a rerun)
         done, backend = {}, None
         for job, table in zip(plan.segments, tables):
             idx.append_scores(table)
@@ -232,7 +227,7 @@ def _cpus() -> int:
 
 @contextlib.contextmanager
 def dask_client(client: Any = None, workers: int | None = None) -> Iterator[Any]:
-    """The Dask client to run on, and whether we own it.
+    """The Dask client to run on; one this opens (a LocalCluster, a connection) is closed afterwards.
 
     `client`: a `distributed.Client` (used as is), a scheduler address ("tcp://host:8786"; this
     connects and disconnects), "local" (a LocalCluster of `workers` processes, one thread each,
@@ -335,7 +330,7 @@ def _run(c: Any, given: list[str], *, backend: str, force: bool, progress: bool,
     work: list[Any] = []
     bar = _bar(progress, len(plans), link)
     try:
-        for _ in distributed.as_completed(plans):
+        for _ in distributed.as_completed(plans, loop=c.loop):
             bar.update(1)
         for i, fut in enumerate(plans):
             if fut.status != "finished":
@@ -359,7 +354,7 @@ def _run(c: Any, given: list[str], *, backend: str, force: bool, progress: bool,
         bar.total = len(plans) + len(work)
         bar.refresh()
         del plans
-        for fut in distributed.as_completed(work):
+        for fut in distributed.as_completed(work, loop=c.loop):
             bar.update(1)
             if fut.key in commits:
                 where, item = commits.pop(fut.key)
