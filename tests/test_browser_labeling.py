@@ -143,6 +143,7 @@ def _kernel_pid(server: subprocess.Popen) -> int:
     return kernels[0].pid
 
 
+@pytest.mark.timeout(900)  # JupyterLab, Chromium, a kernel killed and restarted: minutes on a loaded 2-CPU box
 def test_label_a_recording_from_scratch_in_the_panel(label_lab):
     from playwright.sync_api import sync_playwright
 
@@ -248,4 +249,6 @@ def test_label_a_recording_from_scratch_in_the_panel(label_lab):
         finally:
             browser.close()
     scores = open_session(label_lab["session"]).scores()
-    assert tuning.evaluate(scores, truth, best).f1 == 1.0, (best, kept)
+    # as good as the complete original labels make it: F1 1.0 on this sample with `settled`
+    full = tuning.find_best(scores, truth, metric="settled")
+    assert tuning.evaluate(scores, truth, best, metric="settled").f1 == pytest.approx(full.f1), (best, kept, full)

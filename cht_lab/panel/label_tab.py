@@ -18,6 +18,7 @@ Keyboard shortcuts go through a text box because a notebook owns the keyboard ou
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any, Callable
 
 import ipywidgets as widgets
@@ -45,6 +46,7 @@ class LabelTab(PanelTab):
     title = "Label"
     redraws_on = frozenset({"metric", "scores", "labels", "review", "label-thumbs"})
     lazy = True  # candidates and pictures are made when the tab is first shown
+    floor: float | None = None  # candidates' floor (None: the review's default); set it, then panel.request("review")
 
     def build(self) -> widgets.Widget:
         W = widgets
@@ -108,13 +110,13 @@ class LabelTab(PanelTab):
         p, s = self.panel, self.session
         if s is None or p.scores.empty or p.metric not in p.scores:
             return None
-        key = (p.metric, id(p.scores), p.min_gap, id(p.labels))
+        key = (p.metric, id(p.scores), p.min_gap, id(p.labels), self.floor)
         if self._review is None or key != self._key:
             from cht_lab.tuning.review import Review
 
             try:
                 self._review = Review(p.scores, s.read_labels(non_events=True), metric=p.metric, min_gap=p.min_gap,
-                                      save=s.save_labels)
+                                      floor=self.floor, save=s.save_labels)
                 self._error = ""
             except ValueError as exc:  # LabelsError: a malformed labels.csv is reported, not raised
                 self._review, self._error = None, str(exc)
@@ -222,7 +224,7 @@ class LabelTab(PanelTab):
             set_labels = getattr(self.panel, "set_labels", None)
             if callable(set_labels):
                 set_labels(r.labels)
-                self._key = (*self._key[:3], id(self.panel.labels))  # our own change: keep the review
+                self._key = (*self._key[:3], id(self.panel.labels), self.floor)  # our own change: keep the review
         for callback in self._listeners:
             try:
                 callback()
@@ -307,8 +309,8 @@ class LabelTab(PanelTab):
                                     f"recording {int(seg[k])} · {r.metric} {r.values[k]:.3f} · labels: {label}{loading}")
         lo, hi = max(k - PREFETCH, 0), min(k + PREFETCH, len(r.ts) - 1)
         near = [tile] + [self._tile(int(seg[j]), int(fidx[j]), float(r.ts[j]), 0.0) for j in range(lo, hi + 1) if j != k]
-        if request:
-            self._thumbs().request(near + self._show_candidate(r)[:2])
+        if request:  # the scrubber's frames only: a decode stops at the last frame it wants
+            self._thumbs().request(near)
         return near
 
     def _rows_html(self, r: Review) -> str:
@@ -340,9 +342,12 @@ class LabelTab(PanelTab):
 
     def sync(self, timeout: float = 60.0) -> bool:
         """Wait for this tab's pictures and show them (for scripts and tests; `panel.sync()` waits for the Frames tab's)."""
-        ok = self._thumbs().wait_idle(timeout)
-        self.panel.request("label-thumbs", immediate=True)
-        return ok
+        deadline = time.monotonic() + timeout
+        while True:
+            ok = self._thumbs().wait_idle(max(0.0, deadline - time.monotonic()))
+            self.panel.request("label-thumbs", immediate=True)  # a redraw asks for what is still missing
+            if not self._thumbs().busy or not ok:
+                return ok and not self._thumbs().busy
 
     def close(self) -> None:
         if self._store is not None:

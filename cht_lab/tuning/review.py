@@ -239,6 +239,13 @@ class Review:
             status[hit] = rows["kind"].to_numpy(object)[nearest[hit]]
         self._status = status
         self.row_scores = self._window_max(start, stop)
+        if len(rows) and cand.size:  # a decided candidate scores its own peak, not a neighbour's within reach
+            times = rows["time"].to_numpy(np.float64)
+            k = np.clip(np.searchsorted(cand, times), 1, cand.size) - 1
+            k = np.where((k + 1 < cand.size) & (np.abs(cand[np.minimum(k + 1, cand.size - 1)] - times)
+                                                  < np.abs(cand[k] - times)), k + 1, k)
+            own = np.abs(cand[k] - times) < 1e-3
+            self.row_scores[own] = self.candidates["score"].to_numpy(np.float64)[k[own]]
         unreviewed = self.candidates["score"].to_numpy(np.float64)[status == ""]
         self._plateau = plateau(self.row_scores, rows["kind"].to_numpy(object) != NON_EVENT, unreviewed,
                                 self.floor, self._top)
