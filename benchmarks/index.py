@@ -20,7 +20,6 @@ in-memory size of the columns.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from _common import median_ms
 
 FPS = 30
 ROWS = 3600 * FPS
@@ -52,16 +52,6 @@ def synthetic_hour(dense: bool, seed: int = 0) -> dict[str, np.ndarray]:
 
     return {"segment": np.zeros(ROWS, np.int32), "frame_index": fi, "pts": pts, "ts": pts + 12.345,
             "score": metric(0.004), "pixel_diff": metric(0.01), "edge_diff": metric(0.02)}
-
-
-def median_ms(fn, repeat: int) -> float:
-    fn()  # warm-up (imports, allocator)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
 
 
 def dir_bytes(path: Path) -> int:

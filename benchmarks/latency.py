@@ -23,15 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from _common import CACHE
 
-from cht_lab.detect.supervisor import SceneDetector  # noqa: E402
-from cht_lab.ffmpeg import find_ffmpeg, live_processes  # noqa: E402
-from cht_lab.index.session_index import SessionIndex  # noqa: E402
-from cht_lab.tools.replay_server import replay  # noqa: E402
+from cht_lab.detect.supervisor import SceneDetector  # _common put the repository on sys.path
+from cht_lab.ffmpeg import find_ffmpeg, live_processes
+from cht_lab.index.session_index import SessionIndex
+from cht_lab.tools.replay_server import replay
 
-CACHE = REPO / "benchmarks" / ".cache"
 TARGET_SCORE_P95 = 0.250
 TARGET_CAPTURE_P95 = 0.300
 SCENE_SECONDS = 3.0

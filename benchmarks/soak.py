@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import tempfile
 import threading
@@ -28,27 +27,21 @@ from pathlib import Path
 
 import psutil
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from _common import CACHE, render_once
 
-from cht_lab import LiveSession
-from cht_lab import replay  # noqa: E402
-from cht_lab.ffmpeg import live_processes  # noqa: E402
-from cht_lab.tools.samples.render import render_screen_clip  # noqa: E402
+from cht_lab import LiveSession, replay  # _common put the repository on sys.path
+from cht_lab.ffmpeg import live_processes
+from cht_lab.tools.samples.render import render_screen_clip
 
-CACHE = REPO / "benchmarks" / ".cache"
 TARGET_RSS_GROWTH_MB = 50.0
 BASE_SECONDS = 120.0  # the rendered clip; the replay loops it
 
 
 def base_clip(width: int, height: int) -> Path:
     path = CACHE / f"soak_{width}x{height}_{BASE_SECONDS:.0f}s.mp4"
-    if not path.exists():
-        print(f"rendering {BASE_SECONDS:.0f} s of slides-like content at {width}x{height} -> {path} ...", flush=True)
-        tmp = path.with_name(f".{path.name}.tmp.mp4")
-        render_screen_clip(tmp, width=width, height=height, fps=30, duration=BASE_SECONDS, audio=True)
-        os.replace(tmp, path)
-    return path
+    return render_once(path, lambda tmp: render_screen_clip(tmp, width=width, height=height, fps=30,
+                                                            duration=BASE_SECONDS, audio=True),
+                       f"{BASE_SECONDS:.0f} s of slides-like content at {width}x{height}")
 
 
 def sample(proc: psutil.Process, live: LiveSession, t0: float, speed: float) -> dict:

@@ -17,12 +17,11 @@ rule alone (`decision.select_scenes` on the arrays, without the DataFrame around
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 
 import numpy as np
 import pandas as pd
+from _common import median_ms
 
 FPS = 30
 ROWS = 3600 * FPS
@@ -56,16 +55,6 @@ def synthetic_hour(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
                            "score": metric(0.004, 0.05), "blocks": metric(0.01, 0.08), "pixels": metric(0.002, 0.02)})
     labels = pd.DataFrame({"time": cut_times, "end": np.nan, "kind": "cut", "note": ""})
     return scores, labels
-
-
-def median_ms(fn, repeat: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
 
 
 def run(repeat: int) -> dict[str, float]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -29,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _common import Timing, timing
+from _common import median_ms as _median_ms
 
 TARGET_MS = 150.0
 FPS = 30
@@ -53,28 +54,6 @@ def synthetic_hours(hours: int = 1, seed: int = 0) -> tuple[pd.DataFrame, pd.Dat
         table[metric] = values.astype(np.float32)
     labels = pd.DataFrame({"time": ts[cuts], "end": np.nan, "kind": "cut", "note": ""})
     return pd.DataFrame(table), labels, DEFAULT_METRIC
-
-
-class Timing(float):
-    """A median in ms that also remembers the best run (the cost without other load on the machine)."""
-
-    best: float
-
-
-def _timing(times: list[float]) -> Timing:
-    t = Timing(statistics.median(times))
-    t.best = min(times)
-    return t
-
-
-def _median_ms(fn, repeat: int) -> Timing:
-    fn()  # warm-up: fonts, caches
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return _timing(times)
 
 
 def naive_redraw(scores: pd.DataFrame, metric: str, threshold: float, detections: pd.DataFrame,
@@ -160,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         session = open_session(build_session(Path(tmp), scores, labels))
         t0 = time.perf_counter()
         panel = session.panel()
-        build_ms = _timing([(time.perf_counter() - t0) * 1000])
+        build_ms = timing([(time.perf_counter() - t0) * 1000])
         try:
             hi = panel.slider.max
             values = np.linspace(0.05 * hi, 0.6 * hi, args.moves)
@@ -171,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                 panel.slider.value = float(v)
                 move_times.append((time.perf_counter() - t0) * 1000)
                 counts.append(panel.detection_count)
-            slider = _timing(move_times)
+            slider = timing(move_times)
             rescan = _median_ms(lambda: session.scenes(float(values[0])), max(3, args.moves // 2))
             stats = panel.update_stats
         finally:

@@ -103,9 +103,17 @@ def decode_args(input_path: str | os.PathLike[str] | None, *, sample_rate: int =
 
     `input_path=None` reads stdin (`pipe_format` names the demuxer). One `aresample` does the
     rate, layout and format conversion and pins sample 0 to pts 0 (`first_pts=0`).
+
+    A finished file (`live=False`) leaves the graph in frames of one second (`asetnsamples`
+    after the resampler: the same samples, regrouped). AAC gives a frame per 1024 source samples,
+    and every frame crosses ffmpeg's encoder and muxer threads one by one: for an hour of audio
+    that hand-over costs more than a third of a plain decode's CPU time (benchmarks/audio.py).
+    Live keeps the small frames: PCM goes out as soon as it is decoded.
     """
     layout_name = _LAYOUTS.get(channels, f"{channels}c")
     af = f"aresample=osr={sample_rate}:ochl={layout_name}:osf=s16:first_pts=0"
+    if not live:
+        af += f",asetnsamples=n={int(sample_rate)}:p=0"
     args = ["-hide_banner", "-nostdin", "-loglevel", "warning"]
     if input_path is None:
         if pipe_format:
