@@ -415,6 +415,42 @@ def test_cuda_scores_agree_with_cpu(screen_clip):
     assert np.corrcoef(cpu["score"], gpu["score"])[0, 1] > 0.95
 
 
+# --------------------------------------------------------------------------- fast decode (offline, opt-in)
+
+
+FAST_SAMPLE = "darkdark"  # 300 frames of 1080p: two dark editor themes 3.6 gray levels apart, typing
+
+
+def test_fast_decode_is_opt_in_keeps_every_frame_and_the_captures(monkeypatch):
+    """score_recording(fast_decode=True) skips H.264's deblocking filter: off unless asked for (the
+    full decode is what a live session sees), the same frames, the metric moved but not the captures
+    on this sample (benchmarks/throughput.py --check-f1 compares every sample)."""
+    from cht_lab import layout
+    from cht_lab.detect import offline
+    from cht_lab.tools.samples import SAMPLES, sample_dir
+
+    if FAST_SAMPLE not in SAMPLES:
+        pytest.skip(f"no sample {FAST_SAMPLE!r} in this version")
+    d = sample_dir(FAST_SAMPLE, generate_missing=False)
+    segments = layout.discover_segments(d)
+    if not segments:
+        pytest.skip(f"sample {FAST_SAMPLE!r} is not generated in {d} (run `cht-lab samples` to create it)")
+    inputs: list[object] = []
+    build = offline.build_analysis_args
+    monkeypatch.setattr(offline, "build_analysis_args",
+                        lambda source, **kw: inputs.append(source) or build(source, **kw))
+    full = score_recording(segments[0].path, backend="cpu")
+    fast = score_recording(segments[0].path, backend="cpu", fast_decode=True)
+    assert "-skip_loop_filter" not in list(inputs[0]) and "-skip_loop_filter" in list(inputs[1])
+    assert len(fast) == len(full) > 0
+    np.testing.assert_array_equal(fast["pts"], full["pts"])
+    change = np.abs(fast[DEFAULT_METRIC].to_numpy(float) - full[DEFAULT_METRIC].to_numpy(float)).max()
+    assert 0 < change < 0.05, change  # another decode, close to the full one
+    threshold = DEFAULT_THRESHOLDS[DEFAULT_METRIC]
+    np.testing.assert_array_equal(select_scenes(fast["ts"], fast[DEFAULT_METRIC], threshold),
+                                  select_scenes(full["ts"], full[DEFAULT_METRIC], threshold))
+
+
 # --------------------------------------------------------------------------- bad inputs
 
 

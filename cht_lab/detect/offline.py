@@ -14,17 +14,24 @@ from cht_lab.detect.decode import build_analysis_args, choose_backend
 from cht_lab.detect.reader import AnalysisReader
 from cht_lab.ffmpeg import video_header
 
+# score_recording(fast_decode=True): the CPU decoder skips H.264's in-loop deblocking filter (a
+# quarter of a 1080p decode). Off by default: the decoder's references are then unfiltered, the error
+# builds up until the next keyframe, and on low-bitrate screen content that moves captures
+# (benchmarks/throughput.py --check-f1 compares every sample). Never used live.
+FAST_DECODE = ("-skip_loop_filter", "all")
+
 
 def score_recording(path: str | os.PathLike[str], *, backend: str = "auto", segment: int = 0,
                     ts_offset: float = 0.0, progress: bool = False, scorer_params: dict[str, Any] | None = None,
-                    ) -> pd.DataFrame:
+                    fast_decode: bool = False) -> pd.DataFrame:
     """Decode a recording once and score every frame.
 
     Returns columns segment(int32) frame_index(int64) pts(f64) ts(f64) score(f32: ffmpeg's
     scene score) and one float32 column per Python metric (scoring.PYTHON_METRICS); `ts = pts +
     ts_offset`. `df.attrs` holds backend, backend_reason, path, width/height (source), fps and
     error (set when decoding stopped early; a truncated fMP4 simply ends at its last complete
-    fragment).
+    fragment). `fast_decode=True` skips the deblocking filter (see FAST_DECODE): faster, but the
+    scores are no longer a live session's and captures can move.
     Raises MediaError naming the file for missing / unreadable / video-less input.
     """
     from cht_lab.detect.scoring import PYTHON_METRICS, FrameScorer
@@ -33,7 +40,8 @@ def score_recording(path: str | os.PathLike[str], *, backend: str = "auto", segm
     v = video_header(p)
     used, reason = choose_backend(backend)
     fps = v.fps if v.fps and v.fps > 0 else 30.0
-    plan = build_analysis_args(str(p), backend=used, src_width=v.width, src_height=v.height)
+    source = [*FAST_DECODE, "-i", str(p)] if fast_decode and used == "cpu" else str(p)  # NVDEC ignores it
+    plan = build_analysis_args(source, backend=used, src_width=v.width, src_height=v.height)
     scorer = FrameScorer(plan.width, plan.height, fps=fps, **(scorer_params or {}))
     expected = v.frames_estimate
     n_hint = max(int((expected or 0) * 1.05) + 16, 1024)
