@@ -73,8 +73,10 @@ def _runner(client: Any) -> Iterator[_Here | _OnDask]:
 
             client = distributed.default_client()
         except (ImportError, ValueError):
-            yield _Here()
-            return
+            client = None
+    if client is None:
+        yield _Here()  # outside the except: an error of the caller's block is not chained to "no client"
+        return
     if isinstance(client, (str, os.PathLike)):
         from cht_lab.corpus.scoring import dask_client
 
