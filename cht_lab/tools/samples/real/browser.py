@@ -60,7 +60,7 @@ def _tab(ctx: Script, pages: dict[str, Any], name: str, note: str) -> None:
     time.sleep(0.25)
     ctx.event("cut", note, None)
     ctx.pointer.click()
-    ctx.confirm(pages[name], "() => document.visibilityState === 'visible'")
+    ctx.confirm(pages[name], "() => document.visibilityState === 'visible'", again=ctx.pointer.click)
     ctx.glide(ctx.pointer.x + 60, 420, 0.3)  # off the tab strip: no hover card
 
 

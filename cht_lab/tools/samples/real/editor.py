@@ -8,8 +8,8 @@ alike: same font, same layout, only the code differs), page scrolls in the edito
 a fast burst of wheel notches), JupyterLab's rename dialog opening and closing over the dimmed
 page (partial).
 Distractors: typing comments at line ends (the caret blinks), saving (the tab's dirty mark),
-small wheel scrolls (one or two notches), hovering over the file browser, JupyterLab toasts in
-the bottom-right corner, the terminal's progress line, pointer moves.
+small wheel scrolls (one notch: 120 px of a 725 px view), hovering over the file browser,
+JupyterLab toasts in the bottom-right corner, the terminal's progress line, pointer moves.
 """
 
 from __future__ import annotations
@@ -124,7 +124,6 @@ def opened(ctx: Script, base: str) -> Iterator[dict[str, Any]]:
                                "toasts": (ox + w - 420, oy + h - 260, 420, 260)}
             app = {"page": page, "viewport": (ox, oy, w, h),
                    "main": screen_box(page, "#jp-main-dock-panel"),
-                   "tabs": {f: screen_box(page, _tab_selector(f)) for f in FILES},
                    "browser": {f: screen_box(page, f'.jp-DirListing-item:has-text("{f}")')
                                for f in [*FILES, "notes.md"]},
                    }
@@ -165,10 +164,13 @@ def _scrolled(ctx: Script, page: Any, before: tuple[float, float]) -> None:
 
 
 def _line_end(app: dict[str, Any], n: int) -> tuple[float, float]:
-    """Screen position just right of the end of visible line `n` of the current editor."""
+    """Screen position just right of the end of line `n` of those in view in the current editor."""
     x, y = app["page"].evaluate("""(n) => {
-      const lines = [...window.jupyterapp.shell.currentWidget.node.querySelectorAll('.cm-line')];
-      const r = lines[Math.min(n, lines.length - 1)].getBoundingClientRect();
+      const node = window.jupyterapp.shell.currentWidget.node;
+      const view = node.querySelector('.cm-scroller').getBoundingClientRect();
+      const lines = [...node.querySelectorAll('.cm-line')].map(l => l.getBoundingClientRect())
+        .filter(r => r.top >= view.top && r.bottom <= view.bottom);
+      const r = lines[Math.min(n, lines.length - 1)];
       return [r.right, r.top + r.height / 2];
     }""", n)
     ox, oy = app["origin"]
@@ -198,21 +200,24 @@ def _focus_editor(ctx: Script, app: dict[str, Any]) -> None:
 
 
 def _switch_tab(ctx: Script, app: dict[str, Any], name: str, note: str) -> None:
-    ctx.glide(*centre(app["tabs"][name]), 0.45)
+    ctx.glide(*centre(screen_box(app["page"], _tab_selector(name))), 0.45)  # tabs move when one opens
     time.sleep(0.3)
     ctx.event("cut", note, app["main"])
     ctx.pointer.click()
-    ctx.confirm(app["page"], _CURRENT, name)
+    ctx.confirm(app["page"], _CURRENT, name, again=ctx.pointer.click)
     ctx.glide(ctx.pointer.x + 120, 300, 0.3)  # off the tab bar before its tooltip shows
 
 
 def _open_in_browser(ctx: Script, app: dict[str, Any], name: str, note: str) -> None:
     """Double-click a file in the file browser: its tab opens (or comes to the front)."""
+    def double_click() -> None:
+        ctx.pointer.click()
+        time.sleep(0.08)
+        ctx.pointer.click()
+
     ctx.event("cut", note, app["main"])
-    ctx.pointer.click()
-    time.sleep(0.08)
-    ctx.pointer.click()
-    ctx.confirm(app["page"], _CURRENT, name)
+    double_click()
+    ctx.confirm(app["page"], _CURRENT, name, again=double_click)
 
 
 def _notify(ctx: Script, app: dict[str, Any], message: str, kind: str = "info") -> None:
@@ -273,7 +278,7 @@ def run(ctx: Script, app: dict[str, Any]) -> None:
     ctx.confirm(page, _DIALOG, False)
     ctx.at(22.2)
     ctx.distract("pointer: towards the tabs")
-    ctx.glide(*centre(app["tabs"]["tides.py"]), 0.6)
+    ctx.glide(*centre(screen_box(page, _tab_selector("tides.py"))), 0.6)
     ctx.at(23.0)
     _switch_tab(ctx, app, "report.py", "tab: archive.py -> report.py")               # 23.5
     ctx.at(24.8)
@@ -281,11 +286,11 @@ def run(ctx: Script, app: dict[str, Any]) -> None:
     ctx.at(26.3)
     _switch_tab(ctx, app, "tides.py", "tab: report.py -> tides.py")                  # 27
     ctx.at(28.3)
-    ctx.distract("scroll: two wheel notches")
+    ctx.distract("scroll: one wheel notch")
     ed = _editor_box(app)
     ctx.glide(ed[0] + ed[2] * 0.55, ed[1] + ed[3] * 0.5, 0.35)
     before = _scroll_state(page)
-    ctx.pointer.wheel(2)
+    ctx.pointer.wheel(1)
     _scrolled(ctx, page, before)
     ctx.at(29.3)
     _notify(ctx, app, "Files only: no kernel is running")
@@ -316,6 +321,6 @@ def run(ctx: Script, app: dict[str, Any]) -> None:
 def _editor_box(app: dict[str, Any]) -> Rect:
     """The visible editor's rectangle (the main area below the tab bar)."""
     x, y, w, h = app["page"].evaluate(f"() => {{ const r = {_SCROLLER}.getBoundingClientRect(); "
-                                      "return [r.x, r.y, r.width, r.height]; }}")
+                                      f"return [r.x, r.y, r.width, r.height]; }}")
     ox, oy = app["origin"]
     return round(ox + x), round(oy + y), round(w), round(h)

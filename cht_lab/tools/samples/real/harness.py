@@ -18,7 +18,7 @@ import logging
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,12 +79,24 @@ class Script:
         self.actions.append(Action(time.time(), kind, note, region))
         log.info("%6.2f s  %-8s %s", time.time() - self.start, kind, note)
 
-    def confirm(self, page: Any, predicate: str, arg: Any = None, timeout: float = 15.0) -> None:
-        """Wait until `predicate` (a JS function body's expression, or a function) holds in `page`,
-        then two more animation frames; the time goes on the last action (its search window on the
-        recording reaches this far). The script never runs ahead of the application this way: a
-        distractor cannot land between an action and its picture."""
-        page.wait_for_function(predicate, arg=arg, timeout=timeout * 1000, polling="raf")
+    def confirm(self, page: Any, predicate: str, arg: Any = None, timeout: float = 15.0,
+                again: Callable[[], None] | None = None) -> None:
+        """Wait until `predicate` (a JS function) holds in `page`, then two more animation frames; the
+        time goes on the last action (its search window on the recording reaches this far). The
+        script never runs ahead of the application this way: a distractor cannot land between an
+        action and its picture. `again`: an action a person repeats when nothing happened (a
+        double-click lost while the list re-rendered); the action's time is then the repeat's."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        try:
+            page.wait_for_function(predicate, arg=arg, timeout=(4.0 if again else timeout) * 1000, polling="raf")
+        except PlaywrightTimeout:
+            if again is None:
+                raise
+            log.info("%s: nothing happened, once more", self.actions[-1].note)
+            self.actions[-1].wall = time.time()
+            again()
+            page.wait_for_function(predicate, arg=arg, timeout=timeout * 1000, polling="raf")
         page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
         self.actions[-1].confirmed = time.time()
 

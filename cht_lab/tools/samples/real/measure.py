@@ -10,7 +10,8 @@ are the delivered file's decoded pts, as the scorer sees them.
 
 A gradual change (a fade, a wipe, a smooth scroll) also gets `end`: the last frame that still
 changes, i.e. the first frame showing the new picture fully. A page scroll is labeled `cut`
-when it lands in one frame and `gradual` when it glides.
+when it lands in one frame and `gradual` when it glides; a transition that a busy machine showed
+in one frame (no step in between was painted) is labeled `cut`, and its note says so.
 """
 
 from __future__ import annotations
@@ -104,59 +105,76 @@ class Measured:
     kind: str
     peak: float  # largest changed fraction in the window
     confirmed: float | None = None  # when the application said it was done, on the recording's clock
+    note: str = ""  # the label's note (the action's, and what the measurement found)
 
 
 def refine(dec: Decoded, actions: Sequence[Action], t0_wall: float, exclude: Sequence[Rect] = ()) -> list[Measured]:
-    """Measure every labeled action (distractors are skipped) on the decoded recording."""
+    """Measure every labeled action (distractors are skipped) on the decoded recording.
+
+    An action's change is looked for from 0.3 s before the script's estimate up to 1.5 s after it
+    (or 0.8 s after the application confirmed it), never past the next logged action; a gradual
+    change ends with the last frame that changes before then (with a confirmation: the script
+    waited for the scroll or transition to end; without: after STILL_FRAMES still frames).
+    """
     out = []
     n = len(dec.pts)
-    for a in actions:
+    for i, a in enumerate(actions):
         if a.kind == "distractor":
             continue
         est = a.wall - t0_wall
         confirmed = None if a.confirmed is None else a.confirmed - t0_wall
+        following = actions[i + 1].wall - t0_wall if i + 1 < len(actions) else float("inf")
         mask = region_mask(dec, a.region, exclude)
         lo = max(1, int(np.searchsorted(dec.pts, est - BEFORE)))
-        reach = est + AFTER if a.confirmed is None else max(est + AFTER, a.confirmed - t0_wall + CONFIRMED_AFTER)
+        reach = min(following, est + AFTER if confirmed is None else max(est + AFTER, confirmed + CONFIRMED_AFTER))
         hi = min(n, int(np.searchsorted(dec.pts, reach, side="right")))
         frac = changed_fraction(dec, mask, lo, hi) if hi > lo else np.zeros(0)
         hit = np.flatnonzero(frac > max(CHANGED, RELATIVE * float(frac.max(initial=0))))
         if not len(hit):
-            out.append(Measured(a, est, None, None, a.kind, float(frac.max(initial=0)), confirmed))
+            out.append(Measured(a, est, None, None, a.kind, float(frac.max(initial=0)), confirmed, a.note))
             continue
         k0 = lo + int(hit[0])
-        # follow the change until STILL_FRAMES quiet frames (at most 3 s)
-        tail = changed_fraction(dec, mask, k0, min(n, k0 + 3 * 25 + STILL_FRAMES))
-        last, quiet = 0, 0
-        for i, f in enumerate(tail):
-            if f > CHANGED:  # the absolute floor: a fade's last steps are small
-                last, quiet = i, 0
-            else:
-                quiet += 1
-                if quiet >= STILL_FRAMES:
-                    break
-        k1 = k0 + last
-        kind = a.kind
+        if confirmed is not None:  # the change is over by `reach`: its last changing frame before then
+            moving = np.flatnonzero(frac[k0 - lo:] > CHANGED)
+            k1 = k0 + int(moving[-1])
+        else:  # follow the change until STILL_FRAMES quiet frames (at most 3 s)
+            tail = changed_fraction(dec, mask, k0, min(n, k0 + 3 * 25 + STILL_FRAMES))
+            last, quiet = 0, 0
+            for j, f in enumerate(tail):
+                if f > CHANGED:  # the absolute floor: a fade's last steps are small
+                    last, quiet = j, 0
+                else:
+                    quiet += 1
+                    if quiet >= STILL_FRAMES:
+                        break
+            k1 = k0 + last
+        kind, note = a.kind, a.note
         if kind == "scroll":
             kind = "gradual" if k1 > k0 else "cut"
+        elif kind == "gradual" and k1 == k0:  # a busy machine showed no step of the transition
+            kind, note = "cut", f"{note}, shown in one frame"
         end = float(dec.pts[k1]) if kind == "gradual" else None
         if kind != "gradual" and k1 > k0 + 1:
             log.warning("%s at %.2f s: the change goes on for %d frames", a.note, dec.pts[k0], k1 - k0 + 1)
-        out.append(Measured(a, est, float(dec.pts[k0]), end, kind, float(frac.max()), confirmed))
+        out.append(Measured(a, est, float(dec.pts[k0]), end, kind, float(frac.max()), confirmed, note))
     return out
 
 
 def labels(measured: Sequence[Measured]) -> pd.DataFrame:
     """labels.csv rows (time, end, kind, note) of the measured events."""
     rows = [{"time": round(m.time, 6), "end": np.nan if m.end is None else round(m.end, 6), "kind": m.kind,
-             "note": m.action.note} for m in measured if m.time is not None]
+             "note": m.note} for m in measured if m.time is not None]
     return pd.DataFrame(rows, columns=["time", "end", "kind", "note"])
 
 
-def script_table(measured: Sequence[Measured], fps: float) -> pd.DataFrame:
-    """The script's estimate next to the measured time, in frames (the agreement report)."""
+def script_table(measured: Sequence[Measured], actions: Sequence[Action], t0_wall: float, fps: float) -> pd.DataFrame:
+    """The script's log on the recording's clock: each event's estimate next to its measured time (in
+    frames: the agreement report), and the distractors' estimates (their notes say what they did)."""
     rows = [{"estimate": round(m.estimate, 3),
-             "confirmed": None if m.confirmed is None else round(m.confirmed, 3), "time": m.time, "end": m.end, "kind": m.kind,
-             "offset_frames": None if m.time is None else round((m.time - m.estimate) * fps, 1),
-             "peak": round(m.peak, 4), "note": m.action.note} for m in measured]
-    return pd.DataFrame(rows)
+             "confirmed": None if m.confirmed is None else round(m.confirmed, 3), "time": m.time, "end": m.end,
+             "kind": m.kind, "offset_frames": None if m.time is None else round((m.time - m.estimate) * fps, 1),
+             "peak": round(m.peak, 4), "note": m.note} for m in measured]
+    rows += [{"estimate": round(a.wall - t0_wall, 3), "kind": "distractor", "note": a.note}
+             for a in actions if a.kind == "distractor"]
+    return pd.DataFrame(rows, columns=["estimate", "confirmed", "time", "end", "kind", "offset_frames", "peak",
+                                       "note"]).sort_values("estimate", kind="stable").reset_index(drop=True)

@@ -21,12 +21,15 @@ from types import ModuleType
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 
 from cht_lab.layout import LABELS_CSV, STREAM_DIR, TIME_FORMAT
 from cht_lab.tools.samples.audio import _write_wav, speech_like_audio
 from cht_lab.tools.samples.real import measure
 from cht_lab.tools.samples.real.harness import Script, serve
-from cht_lab.tools.samples.real.xvfb import FPS, Display, Pointer, Recorder, RecordingUnavailable, deliver, missing_tools
+from cht_lab.tools.samples.real.xvfb import (
+    FPS, Display, Grab, Pointer, Recorder, RecordingUnavailable, deliver, missing_tools,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +73,12 @@ def record(name: str, root: str | os.PathLike[str], *, seed: int = 0, keep_work:
                     time.sleep(1.5)  # the recorder's first frames, then the sample starts
                     ctx.begin()
                     mod.run(ctx, app)
-                    ctx.at(mod.DURATION + 1.5)
+                    ctx.at(mod.DURATION + 2.5)  # a busy recorder may lose its last half second on stop
             finally:
                 pointer.close()
-        duration = float(math.ceil(mod.DURATION + ctx.slip))  # the plan, and whatever the script ran late
+        grabbed = Grab.read(capture).times
+        # the plan and whatever the script ran late, in whole seconds, as far as the capture reaches
+        duration = float(min(math.ceil(mod.DURATION + ctx.slip), math.floor(grabbed[-1] - ctx.start)))
         start = datetime.fromtimestamp(ctx.start).replace(microsecond=0)
         session = work / start.strftime(TIME_FORMAT)
         stream = session / STREAM_DIR / (start.strftime(TIME_FORMAT) + ".mp4")
@@ -81,8 +86,10 @@ def record(name: str, root: str | os.PathLike[str], *, seed: int = 0, keep_work:
         _write_wav(wav, speech_like_audio(duration, AUDIO_RATE, seed), AUDIO_RATE)
         t0 = deliver(capture, stream, ctx.start, duration, wav=wav)
         dec = measure.decode(stream)
+        if len(dec.pts) != round(duration * FPS):
+            raise RuntimeError(f"{name}: the recording holds {len(dec.pts)} frames, not {duration:g} s at {FPS} fps")
         measured = measure.refine(dec, ctx.actions, t0, exclude=list(ctx.distractors.values()))
-        table = measure.script_table(measured, FPS)
+        table = measure.script_table(measured, ctx.actions, t0, FPS)
         table.to_csv(session / SCRIPT_CSV, index=False)
         lost = [f"{m.action.note} (~{m.estimate:.2f} s)" for m in measured if m.time is None]
         if lost:
@@ -99,12 +106,9 @@ def record(name: str, root: str | os.PathLike[str], *, seed: int = 0, keep_work:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def catalog_entry(name: str, start: datetime, duration: float, labels: "object", distractors: dict[str, tuple[int, ...]],
-                  mod: ModuleType) -> str:
+def catalog_entry(name: str, start: datetime, duration: float, labels: pd.DataFrame,
+                  distractors: dict[str, tuple[int, int, int, int]], mod: ModuleType) -> str:
     """The recording as an entry of catalog.recorded_specs() (Python source, to paste there)."""
-    import pandas as pd
-
-    assert isinstance(labels, pd.DataFrame)
     rows = "".join(f"\n            ({r.time!r}, {None if pd.isna(r.end) else r.end!r}, {r.kind!r}, {r.note!r}),"
                    for r in labels.itertuples())
     rects = "".join(f"\n            ({k!r}, {tuple(v)!r}, {mod.WHAT.get(k, '')!r})," for k, v in distractors.items())
@@ -113,13 +117,12 @@ def catalog_entry(name: str, start: datetime, duration: float, labels: "object",
             f"              {mod.DESCRIPTION!r}),")
 
 
-def _report(name: str, session: Path, duration: float, table: "object", ctx: Script) -> None:
-    import pandas as pd
-
-    assert isinstance(table, pd.DataFrame)
+def _report(name: str, session: Path, duration: float, table: pd.DataFrame, ctx: Script) -> None:
+    table = table[table["kind"] != "distractor"]
     off = table["offset_frames"].to_numpy(float)
-    log.info("%s: %.0f s, %d events (%s); measured minus script: median %.1f frames, range %.1f..%.1f; distractors: %s",
-             name, duration, len(table), table["kind"].value_counts().to_dict(), float(np.median(off)), off.min(), off.max(),
+    log.info("%s: %.0f s, %d events (%s); measured minus script: median %.1f frames, range %.1f..%.1f; "
+             "distractors: %s", name, duration, len(table), table["kind"].value_counts().to_dict(),
+             float(np.median(off)), off.min(), off.max(),
              ", ".join(sorted({a.note.split(":")[0] for a in ctx.actions if a.kind == "distractor"})))
     log.info("%s: distractor rectangles %s", name, ctx.distractors)
     log.info("%s\n%s", session, table.to_string(index=False))

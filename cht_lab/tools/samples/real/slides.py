@@ -1,7 +1,7 @@
 """real_slides: a presenter runs a web slide deck (pages/slides/) in a Chromium app window.
 
-Events: nine slide changes, hard cuts and transitions with easing (a 0.7 s fade, a 0.8 s wipe, a
-0.65 s push), by the clicker key (PageDown) or a click on the slide.
+Events: nine slide changes, hard cuts and transitions with easing (a 1.1 s fade, a 1 s wipe, a
+0.9 s push), by the clicker key (PageDown) or a click on the slide.
 Distractors: speaker notes typed (caret blinking), the presenter clock ticking, a "Syncing"
 spinner, Q&A toasts in the bottom-right corner, the pointer wandering over the slide ("laser
 pointer") and hovering over the toolbar (buttons light up).
@@ -20,8 +20,10 @@ from cht_lab.tools.samples.real.harness import Script, centre, chromium, screen_
 DURATION = 40.0
 DESCRIPTION = ("A web slide deck in a Chromium app window: cuts, fades, wipes and pushes; speaker notes typed, "
                "clock, spinner, corner toasts, pointer and hover distract.")
-WHAT = {"clock": "presenter clock (HH:MM:SS), ticks every second", "spinner": "'Syncing' spinner, turns all the time",
-        "toasts": "Q&A toasts slide in and out of the bottom-right corner", "notes": "speaker notes typed (caret blinking)"}
+WHAT = {"clock": "presenter clock (HH:MM:SS), ticks every second",
+        "spinner": "'Syncing' spinner, turns all the time",
+        "toasts": "Q&A toasts slide in and out of the bottom-right corner",
+        "notes": "speaker notes typed (caret blinking)"}
 
 # (time, how, transition as in pages/slides/index.html): the slide that comes next
 CHANGES = [(3.0, "key", "none"), (7.0, "key", "fade"), (11.0, "click", "wipe"), (15.0, "key", "none"),
@@ -35,7 +37,7 @@ NOTES = ("Start with the pilot: two turbines, one season. Stress that every read
 
 
 @contextlib.contextmanager
-def opened(ctx: Script, base: str) -> Iterator[Any]:
+def opened(ctx: Script, base: str) -> Iterator[tuple[Any, dict[str, Any]]]:
     with chromium(ctx.display, app_url=f"{base}/slides/index.html") as browser:
         page = browser.pages[0]
         page.wait_for_load_state("load")
@@ -44,7 +46,9 @@ def opened(ctx: Script, base: str) -> Iterator[Any]:
                            "toasts": (1556, 880, 340, 176), "notes": screen_box(page, "#notes-text")}
         ctx.glide(*centre(screen_box(page, "#notes-text")), 0.2)
         ctx.pointer.click()
-        yield page
+        boxes = {"stage": screen_box(page, "#stage"), "notes": screen_box(page, "#notes-text"),  # before the start:
+                 "buttons": [screen_box(page, f"nav button:nth-child({i})") for i in range(1, 5)]}  # round trips
+        yield page, boxes
 
 
 def _type_until(ctx: Script, page: Any, text: Iterator[str], until: float, rng: random.Random) -> None:
@@ -60,11 +64,10 @@ def _notes() -> Iterator[str]:
         yield from NOTES
 
 
-def run(ctx: Script, page: Any) -> None:
+def run(ctx: Script, app: tuple[Any, dict[str, Any]]) -> None:
     rng = random.Random(11)
-    stage = screen_box(page, "#stage")
-    notes = screen_box(page, "#notes-text")
-    buttons = [screen_box(page, f"nav button:nth-child({i})") for i in range(1, 5)]
+    page, boxes = app
+    stage, notes, buttons = boxes["stage"], boxes["notes"], boxes["buttons"]
     text = _notes()
     toasts = list(TOASTS)
     prev_end = 0.0
@@ -99,7 +102,7 @@ def run(ctx: Script, page: Any) -> None:
         else:
             page.keyboard.press("PageDown")
         ctx.confirm(page, "(n) => current === n && !transitioning", i + 1)
-        prev_end = t + (1.0 if transition != "none" else 0.2)
+        prev_end = t + (1.3 if transition != "none" else 0.2)
     ctx.at(prev_end + 0.5)
     ctx.distract("typing: speaker notes")
     ctx.click_at(*centre(notes), 0.4)

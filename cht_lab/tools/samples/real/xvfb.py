@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import importlib.util
 import logging
 import os
 import select
@@ -42,9 +43,7 @@ def missing_tools(chromium: str = "/usr/bin/chromium") -> list[str]:
         missing.append("Xvfb (apt-get install xvfb)")
     if not (os.access(chromium, os.X_OK) or shutil.which("chromium")):
         missing.append(f"Chromium ({chromium}; apt-get install chromium)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("playwright") is None:
         missing.append("playwright (pip install playwright)")
     if ctypes.util.find_library("X11") is None or ctypes.util.find_library("Xtst") is None:
         missing.append("libX11/libXtst (apt-get install libxtst6)")

@@ -4,7 +4,7 @@ const slides = [...document.querySelectorAll(".slide")];
 let current = 0;
 let transitioning = false;  // the script waits for this to clear before it goes on
 slides[0].classList.add("active");
-const DURATION = { fade: 700, wipe: 800, push: 650 };
+const DURATION = { fade: 1100, wipe: 1000, push: 900 };
 
 function go(n) {
   if (n < 0 || n >= slides.length || n === current) return;
