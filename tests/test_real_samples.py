@@ -229,3 +229,19 @@ def test_samples_command_never_regenerates_a_recording(tmp_path: Path, monkeypat
     monkeypatch.setenv(bundled.ENV_VAR, str(tmp_path))
     with pytest.raises(SampleError, match="--real"):
         bundled.sample_dir(name)
+
+
+def test_samples_real_skips_with_a_clear_message_without_xvfb(monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    from cht_lab.cli import main
+    from cht_lab.tools.samples.real import xvfb
+
+    which = shutil.which
+    monkeypatch.setattr(xvfb.shutil, "which", lambda name: None if name == "Xvfb" else which(name))
+    assert main(["samples", "--real", "real_slides"]) == 0
+    err = capsys.readouterr().err
+    assert "--real skipped" in err and "Xvfb (apt-get install xvfb)" in err
+    assert main(["samples", "--real", "slides"]) == 2  # a synthetic sample is not recorded
+    assert "unknown recorded sample 'slides'" in capsys.readouterr().err
