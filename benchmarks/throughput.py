@@ -95,7 +95,8 @@ def pyscenedetect(path: Path) -> list[float]:
     """Cut times of `scenedetect.detect(path, ContentDetector())`: the start of every later scene."""
     from scenedetect import ContentDetector, detect
 
-    return [start.get_seconds() for start, _ in detect(str(path), ContentDetector())[1:]]
+    starts = [start for start, _ in detect(str(path), ContentDetector())[1:]]
+    return [s.seconds if isinstance(getattr(type(s), "seconds", None), property) else s.get_seconds() for s in starts]
 
 
 def throughput(args: argparse.Namespace) -> list[dict[str, Any]]:
