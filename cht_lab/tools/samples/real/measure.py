@@ -1,17 +1,17 @@
 """Labels measured on the delivered recording: each logged action refined to the first changed frame.
 
-The script knows when it acted (wall clock) and the recorder knows when it grabbed its first
-frame, so an action's time on the recording is known to a frame or two; the browser then takes a
-frame or more to paint. Each label is therefore set to the first decoded frame, near
-that estimate (0.3 s before to 1.5 s after, or to 0.8 s after the application confirmed the
-action: its own delay), that differs from the frame before it in the action's region (the part of the
-screen it changes, minus the rectangles that move by themselves: clock, toasts, spinner). Times
-are the delivered file's decoded pts, as the scorer sees them.
+The script knows when it acted (wall clock) and the recorder knows when it grabbed each frame, so
+an action's time on the recording is known to a frame; the application then takes a frame or
+many to paint it (up to a second and a half on a busy machine). Each label is therefore set to
+the first decoded frame near that estimate (see refine() for the window) that differs from the
+frame before it in the action's region: the part of the screen it changes, minus the rectangles
+that move by themselves (clock, toasts, spinner, a terminal). Times are the delivered file's
+decoded pts, as the scorer sees them.
 
-A gradual change (a fade, a wipe, a smooth scroll) also gets `end`: the last frame that still
-changes, i.e. the first frame showing the new picture fully. A page scroll is labeled `cut`
-when it lands in one frame and `gradual` when it glides; a transition that a busy machine showed
-in one frame (no step in between was painted) is labeled `cut`, and its note says so.
+A gradual change (a fade, a wipe, a smooth scroll) also gets `end`: its last changing frame, the
+first one showing the new picture fully. A page scroll is labeled `cut` when it lands in one frame
+and `gradual` when it glides; a transition that a busy machine showed in one frame (no step in
+between was painted) is labeled `cut`, and its note says so.
 """
 
 from __future__ import annotations
