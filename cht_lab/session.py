@@ -245,7 +245,10 @@ class Session:
             "ts": det["ts"].to_numpy(dtype="float64"), "pts": det["pts"].to_numpy(dtype="float64"),
             "segment": det["segment"].to_numpy(dtype="int32"), "frame_index": det["frame_index"].to_numpy(dtype="int64"),
             "score": det[metric].to_numpy(dtype="float64"),
+            "capture_ts": det["capture_ts"].to_numpy(dtype="float64"),
+            "capture_frame_index": det["capture_frame_index"].to_numpy(dtype="int64"),
         })
+        revisit_frame = det["revisit_frame"].to_numpy(dtype="int64")
         out["metric"], out["threshold"], out["kind"] = metric, threshold, "scene"
         captured = ["id", "path", "width", "height", "bytes", "captured_at", "sent_to_agent"]
         if not stored.empty:
@@ -255,6 +258,9 @@ class Session:
         else:
             for c in captured:
                 out[c] = None
+        ids = dict(zip(zip(out["segment"].tolist(), out["capture_frame_index"].tolist()), out["id"].tolist()))
+        out["revisit_of"] = [ids.get((s, f)) if f >= 0 else None for s, f in zip(out["segment"].tolist(),
+                                                                                 revisit_frame.tolist())]
         missing = out["id"].isna()
         if missing.any():
             sizes = self._video_sizes(sorted(set(out.loc[missing, "segment"].astype(int))))
@@ -437,6 +443,9 @@ class Session:
         wanted = self.scenes(threshold, metric, min_gap)
         existing = self.frames()
         have = set(zip(existing["segment"], existing["frame_index"])) if not existing.empty else set()
+        known = {} if existing.empty else {  # (segment, captured frame) -> id, for revisits
+            (int(sg), int(c if c >= 0 else f)): i for sg, c, f, i in zip(existing["segment"], existing["capture_frame_index"],
+                                                                        existing["frame_index"], existing["id"])}
         wanted = wanted[[(s, f) not in have for s, f in zip(wanted["segment"], wanted["frame_index"])]]
         if wanted.empty:
             return self.frames()
@@ -448,14 +457,18 @@ class Session:
                 seg = by_segment[int(seg_no)]
                 ids = [idx.next_frame_id() for _ in range(len(rows))]
                 paths = [self.dir / layout.FRAMES_DIR / f"{i}.jpg" for i in ids]
-                shots = capture_frames(seg.path, rows["frame_index"].tolist(), paths, quality=quality)
+                shots = capture_frames(seg.path, rows["capture_frame_index"].tolist(), paths, quality=quality)
                 now = datetime.now(timezone.utc)
+                for fid, r in zip(ids, rows.itertuples(index=False)):
+                    known[(int(r.segment), int(r.capture_frame_index))] = fid
                 idx.append_frames([
                     {"id": fid, "ts": float(r.ts), "pts": float(r.pts), "segment": int(r.segment),
                      "frame_index": int(r.frame_index), "score": float(getattr(r, metric)), "metric": metric,
                      "threshold": threshold, "kind": "scene", "path": _rel(p, self.dir),
                      "width": shot["width"], "height": shot["height"], "bytes": shot["bytes"],
-                     "captured_at": now, "sent_to_agent": False}
+                     "captured_at": now, "sent_to_agent": False, "capture_ts": float(r.capture_ts),
+                     "capture_frame_index": int(r.capture_frame_index),
+                     "revisit_of": known.get((int(r.segment), int(r.revisit_frame))) if r.revisit_frame >= 0 else None}
                     for fid, r, p, shot in zip(ids, rows.itertuples(index=False), paths, shots)
                 ])
         return self.frames()

@@ -11,17 +11,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from cht_lab import layout
 from cht_lab.detect.decode import BackendError, analysis_size, build_analysis_args, choose_backend
 from cht_lab.detect.offline import score_recording
 from cht_lab.detect.reader import AnalysisReader
 from cht_lab.detect.decision import DEFAULT_MIN_GAP, select_scenes
 from cht_lab.ffmpeg import FfmpegProcess, MediaError, cuda_usable, find_ffmpeg, live_processes, probe
-from cht_lab.detect.scoring import DEFAULT_METRIC, DEFAULT_THRESHOLDS, METRICS, PYTHON_METRICS
+from cht_lab.detect.scoring import AUX_COLUMNS, DEFAULT_METRIC, DEFAULT_THRESHOLDS, METRICS, PYTHON_METRICS
+from cht_lab.tuning.matching import scenes as tuning_scenes
 
 from conftest import make_clip
 
@@ -182,7 +181,7 @@ def test_score_recording_gives_a_typed_row_for_every_frame(screen_clip):
     info = probe(screen_clip)
     assert len(df) == info.video.frames
     assert list(df.columns[:5]) == ["segment", "frame_index", "pts", "ts", "score"]
-    assert set(PYTHON_METRICS) <= set(df.columns) and set(METRICS) <= set(df.columns)
+    assert set(PYTHON_METRICS) <= set(df.columns) and set(METRICS) <= set(df.columns) and set(AUX_COLUMNS) <= set(df.columns)
     assert df.dtypes["segment"] == np.int32 and df.dtypes["frame_index"] == np.int64
     assert df.dtypes["pts"] == np.float64 and df.dtypes["ts"] == np.float64
     assert all(df.dtypes[m] == np.float32 for m in METRICS)
@@ -225,8 +224,8 @@ def test_score_column_is_ffmpeg_select_scene_on_the_analysis_frames(screen_clip)
 
 def test_default_metric_captures_each_event_once_and_ignores_distractors(screen_clip):
     df = score_recording(screen_clip)
-    pos = select_scenes(df["ts"], df[DEFAULT_METRIC], DEFAULT_THRESHOLDS[DEFAULT_METRIC], DEFAULT_MIN_GAP)
-    per_event, stray = match_events(df["ts"].to_numpy()[pos], EVENTS)
+    found = tuning_scenes(df, DEFAULT_THRESHOLDS[DEFAULT_METRIC], metric=DEFAULT_METRIC, min_gap=DEFAULT_MIN_GAP)
+    per_event, stray = match_events(found["ts"].to_numpy(), EVENTS)  # at their onsets
     assert per_event == [1] * len(EVENTS), dict(zip([e[2] for e in EVENTS], per_event))
     assert stray.size == 0, f"captures matching no event at {stray}"
 
@@ -249,38 +248,7 @@ def test_slide_changes_score_high_and_distractors_low(screen_clip, distractor_cl
         assert metric[window].max() >= 1.5 * calm[DEFAULT_METRIC].max(), what
 
 
-# --------------------------------------------------------------------------- samples
-
-
-SAMPLE_NAMES = ("slides", "desktop", "coding", "twoseg")
-
-
-def _sample(name: str) -> Path:
-    try:
-        from cht_lab.tools.samples.render import SAMPLES, sample_dir
-    except ImportError:
-        pytest.skip("cht_lab.tools.samples.render is not available: the bundled labeled samples cannot be located")
-    d = sample_dir(name, generate_missing=False)
-    spec = SAMPLES[name]
-    if not (d / layout.LABELS_CSV).is_file() or not all((d / layout.STREAM_DIR / f).is_file()
-                                                         for f in spec.segment_files()):
-        pytest.skip(f"sample {name!r} is not generated in {d} (run `cht-lab samples` to create it)")
-    return d
-
-
-@pytest.mark.parametrize("name", SAMPLE_NAMES)
-def test_bundled_sample_each_event_one_capture_at_default_threshold(name):
-    d = _sample(name)
-    labels = pd.read_csv(d / layout.LABELS_CSV)
-    parts = [score_recording(seg.path, segment=seg.index, ts_offset=seg.offset)
-             for seg in layout.discover_segments(d)]
-    df = pd.concat(parts, ignore_index=True)
-    assert df["ts"].is_monotonic_increasing
-    pos = select_scenes(df["ts"], df[DEFAULT_METRIC], DEFAULT_THRESHOLDS[DEFAULT_METRIC], DEFAULT_MIN_GAP)
-    events = [(r.time, None if pd.isna(r.end) else r.end, r.note) for r in labels.itertuples()]
-    per_event, stray = match_events(df["ts"].to_numpy()[pos], events)
-    assert per_event == [1] * len(events), {e[2]: k for e, k in zip(events, per_event) if k != 1}
-    assert stray.size == 0, f"{name}: captures on distractors at {stray}"
+# Every labeled sample at the defaults: tests/test_detection.py.
 
 
 # --------------------------------------------------------------------------- the plan and the reader

@@ -16,6 +16,7 @@ import pytest
 
 from cht_lab import layout
 from cht_lab.cli import build_parser
+from cht_lab.detect.scoring import DEFAULT_METRIC, DEFAULT_THRESHOLDS
 from cht_lab.index.schema import FRAMES_SCHEMA
 from cht_lab.tools.samples import sample_dir
 from test_session import COLOR_CUTS, make_color_session, tree
@@ -137,8 +138,9 @@ def test_verbose_works_before_and_after_the_command(colors):
 def test_score_says_metric_threshold_and_when_the_scenes_are(colors):
     res = cli("score", str(colors))
     assert res.returncode == 0, res.stderr
-    assert summary_value(res.stdout, "metric") == "settled"
-    assert summary_value(res.stdout, "threshold") == "0.15 (default for settled)"
+    thr = DEFAULT_THRESHOLDS[DEFAULT_METRIC]
+    assert summary_value(res.stdout, "metric") == DEFAULT_METRIC
+    assert summary_value(res.stdout, "threshold") == f"{thr:g} (default for {DEFAULT_METRIC})"
     assert int(summary_value(res.stdout, "scenes at threshold")) == len(COLOR_CUTS)
     times = re.search(r"^scenes at: (.+)$", res.stdout, re.M).group(1).split(", ")
     assert len(times) == len(COLOR_CUTS)
@@ -178,8 +180,9 @@ def test_export_of_a_scored_session_has_the_scenes_with_every_column(colors):
     assert res.returncode == 0, res.stderr
     table = pd.read_parquet(res.stdout.strip())
     assert list(table.columns) == FRAMES_SCHEMA.names and len(table) == len(COLOR_CUTS)
-    assert (table["threshold"] == 0.15).all() and (table["metric"] == "settled").all()
-    assert f"{len(COLOR_CUTS)} frames (settled >= 0.15)" in res.stderr and "--capture" in res.stderr
+    thr = DEFAULT_THRESHOLDS[DEFAULT_METRIC]
+    assert (table["threshold"] == thr).all() and (table["metric"] == DEFAULT_METRIC).all()
+    assert f"{len(COLOR_CUTS)} frames ({DEFAULT_METRIC} >= {thr:g})" in res.stderr and "--capture" in res.stderr
 
     res = cli("export", str(colors), "--capture", "--out", "exports/frames.csv")
     assert res.returncode == 0, res.stderr

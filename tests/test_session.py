@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from cht_lab import layout
+from cht_lab.detect.scoring import DEFAULT_METRIC, DEFAULT_THRESHOLDS
 from cht_lab.ffmpeg import MediaError, find_ffmpeg
 from cht_lab.index.schema import FRAMES_SCHEMA
 from cht_lab.index.session_index import SessionIndex
@@ -198,7 +199,7 @@ def test_export_of_a_scored_session_gives_the_detections_with_every_column(tmp_p
     table = pd.read_parquet(s.export("frames.parquet"))
     assert list(table.columns) == FRAMES_SCHEMA.names
     assert len(table) == len(COLOR_CUTS)
-    assert (table["metric"] == "settled").all() and (table["threshold"] == 0.15).all()
+    assert (table["metric"] == DEFAULT_METRIC).all() and (table["threshold"] == DEFAULT_THRESHOLDS[DEFAULT_METRIC]).all()
     assert table["id"].isna().all() and table["path"].isna().all()  # no JPEG yet, and it says so
     assert (table["width"] == 320).all() and (table["height"] == 240).all()
     for t, cut in zip(table["ts"], COLOR_CUTS):

@@ -2,7 +2,8 @@
 
 JPEG encoding runs here so it never stalls decoding. A capture is the very frame that was
 decided on, taken from the same decode (its full-resolution picture, pinned when the decision
-was made). The frame row is durable in the index before any callback hears of it.
+was made): for the event metric the frame the change came to rest in, while the row's ts, pts
+and frame_index say where the change began (its onset). The frame row is durable in the index before any callback hears of it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ FramesCallback = Callable[[list[dict[str, Any]]], None]
 
 @dataclass
 class CaptureJob:
-    info: dict[str, Any]  # segment, frame_index, pts, ts, score, threshold, kind
+    info: dict[str, Any]  # segment, frame_index, pts, ts (the onset), score, threshold, kind, capture_ts,
+    #                       capture_frame_index (the captured frame), revisit_key (segment, captured frame) or None
     full: FullFrame | None
     done: threading.Event | None = None  # manual captures and barriers wait on it
     result: dict[str, Any] | None = None
@@ -51,6 +53,7 @@ class Capturer:
     captures: int = 0
 
     def __post_init__(self) -> None:
+        self._ids: dict[tuple[int, int], str] = {}  # (segment, captured frame) -> id: revisits name earlier captures
         self._queue: "queue.Queue[CaptureJob | None]" = queue.Queue()
         self._thread: threading.Thread | None = None
 
@@ -114,13 +117,18 @@ class Capturer:
         rel = f"{layout.FRAMES_DIR}/{frame_id}.jpg"
         size = save_jpeg(full.to_image(), self.session_dir / rel, self.jpeg_quality)
         info = job.info
+        capture_key = (int(info["segment"]), int(info.get("capture_frame_index", info["frame_index"])))
+        revisit = info.get("revisit_key")
         row = {
             "id": frame_id, "ts": float(info["ts"]), "pts": float(info["pts"]), "segment": int(info["segment"]),
             "frame_index": int(info["frame_index"]), "score": float(info["score"]), "metric": self.metric,
             "threshold": float(info["threshold"]), "kind": info["kind"], "path": rel,
             "width": full.width, "height": full.height, "bytes": int(size),
             "captured_at": datetime.now(timezone.utc), "sent_to_agent": False,
+            "capture_ts": float(info.get("capture_ts", info["ts"])), "capture_frame_index": capture_key[1],
+            "revisit_of": self._ids.get(tuple(revisit)) if revisit is not None else None,
         }
+        self._ids[capture_key] = frame_id
         self.index.append_frames([row])  # durable before anyone hears about it
         self.captures += 1
         log.info("captured %s at %.3f s (%s=%.3f, %s)", frame_id, row["ts"], self.metric, row["score"], row["kind"])

@@ -1,10 +1,12 @@
 """One ffmpeg decode that produces the analysis data of every frame (and, live, full-res frames).
 
-ffmpeg decodes once (CPU, or CUDA/NVDEC), scales to a small gray frame (ANALYSIS_WIDTH wide) and
+ffmpeg decodes once (CPU, or CUDA/NVDEC), scales to a small frame (ANALYSIS_WIDTH wide) and
 computes its scene score on it with the `select` filter, so the "score" column is exactly what
 `select='gt(scene,X)'` sees on the same analysis frames. Per frame we get:
 
-- the gray pixels on stdout (rawvideo, gray, W x H bytes, read with readinto into a reused buffer);
+- the small frame on stdout (rawvideo yuv420p: W x H luma bytes, then the two W/2 x H/2 chroma
+  planes, so a colour-only change is visible to the scorer; ANALYSIS_PIX_FMT "gray" gives luma
+  only; read with readinto into a reused buffer);
 - `frame:N pts:P` and `lavfi.scene_score=S` lines from the `metadata` filter, on a FIFO (a named
   pipe in a private temp dir: FfmpegProcess has no pass_fds, and ffmpeg opens the metadata file
   twice while it sets the graph up, which a reader that keeps the FIFO open survives);
@@ -53,6 +55,7 @@ SCALER = "auto"
 DECODE_THREADS: int | None = None  # force ffmpeg's -threads for the decoder (None: decode_threads() decides)
 TIME_BASE = 1_000_000  # settb=1/TIME_BASE: pts printed as integer microseconds
 FULL_RES_PIX_FMT = "yuv420p"
+ANALYSIS_PIX_FMT = "yuv420p"  # the analysis frames: luma + chroma at half size ("gray": luma only)
 
 
 class BackendError(RuntimeError):
@@ -118,7 +121,8 @@ class FullResOutput:
 class AnalysisPlan:
     """Arguments for FfmpegProcess and what its outputs look like.
 
-    stdout: gray rawvideo, `width` x `height` bytes per frame. `meta_path`: FIFO with the
+    stdout: rawvideo `pix_fmt` (yuv420p: Y `width` x `height`, then U and V at half size; gray: Y
+    only), `frame_bytes` per frame. `meta_path`: FIFO with the
     metadata lines. `full_res`: see FullResOutput. `pass_fds`: fds the child must inherit
     (only when a caller gave full_res_fd; FfmpegProcess cannot pass fds, use Popen's pass_fds).
     Call cleanup() when done (removes the temp dir with the FIFOs).
@@ -134,10 +138,13 @@ class AnalysisPlan:
     tmpdir: Path
     full_res: FullResOutput | None = None
     pass_fds: tuple[int, ...] = ()
+    pix_fmt: str = ANALYSIS_PIX_FMT
 
     @property
     def frame_bytes(self) -> int:
-        return self.width * self.height
+        if self.pix_fmt == "gray":
+            return self.width * self.height
+        return yuv420p_frame_bytes(self.width, self.height)
 
     def cleanup(self) -> None:
         shutil.rmtree(self.tmpdir, ignore_errors=True)
@@ -248,7 +255,7 @@ def build_analysis_args(input_args: Sequence[str] | str | os.PathLike[str], *, b
         video = (video.filter("scale_cuda", 2 * aw, 2 * ah, interp_algo="bilinear", format="nv12")
                  .filter("hwdownload").filter("format", "nv12"))
     analysis = (_downscale(video, aw, ah, scale_flags, cuda=backend == "cuda", src_height=src_height)
-                .filter("format", "gray")
+                .filter("format", ANALYSIS_PIX_FMT)
                 .filter("settb", f"1/{TIME_BASE}")
                 .filter("select", "1+scene")  # every frame passes; "scene" makes select compute the score
                 .filter("metadata", mode="print", file=str(meta), direct=1))  # direct: unbuffered lines
@@ -277,7 +284,8 @@ def build_analysis_args(input_args: Sequence[str] | str | os.PathLike[str], *, b
         hw += ["-threads", str(threads)]
     args = [compiled[0], "-hide_banner", "-nostdin", "-loglevel", loglevel, "-y", *hw, *in_args,
             *compiled[i + 1:]]
-    return AnalysisPlan(args, backend, aw, ah, src_width, src_height, meta, tmp, full_out, pass_fds)
+    return AnalysisPlan(args, backend, aw, ah, src_width, src_height, meta, tmp, full_out, pass_fds,
+                        pix_fmt=ANALYSIS_PIX_FMT)
 
 
 def _use_zscale() -> bool:

@@ -27,14 +27,15 @@ def score_recording(path: str | os.PathLike[str], *, backend: str = "auto", segm
     """Decode a recording once and score every frame.
 
     Returns columns segment(int32) frame_index(int64) pts(f64) ts(f64) score(f32: ffmpeg's
-    scene score) and one float32 column per Python metric (scoring.PYTHON_METRICS); `ts = pts +
+    scene score) and one float32 column per Python metric (scoring.PYTHON_METRICS) and per aux
+    column (scoring.AUX_COLUMNS: the event metric's onset and revisit, in frames); `ts = pts +
     ts_offset`. `df.attrs` holds backend, backend_reason, path, width/height (source), fps and
     error (set when decoding stopped early; a truncated fMP4 simply ends at its last complete
     fragment). `fast_decode=True` skips the deblocking filter (see FAST_DECODE): faster, but the
     scores are no longer a live session's and captures can move.
     Raises MediaError naming the file for missing / unreadable / video-less input.
     """
-    from cht_lab.detect.scoring import PYTHON_METRICS, FrameScorer
+    from cht_lab.detect.scoring import AUX_COLUMNS, PYTHON_METRICS, FrameScorer
 
     p = Path(path)
     v = video_header(p)
@@ -47,7 +48,7 @@ def score_recording(path: str | os.PathLike[str], *, backend: str = "auto", segm
     n_hint = max(int((expected or 0) * 1.05) + 16, 1024)
     cols_pts = np.empty(n_hint, np.float64)
     cols_scene = np.empty(n_hint, np.float32)
-    metrics = {m: np.empty(n_hint, np.float32) for m in PYTHON_METRICS}
+    metrics = {m: np.empty(n_hint, np.float32) for m in (*PYTHON_METRICS, *AUX_COLUMNS)}
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -62,11 +63,11 @@ def score_recording(path: str | os.PathLike[str], *, backend: str = "auto", segm
                 cols_scene = np.resize(cols_scene, 2 * n)
                 metrics = {m: np.resize(a, 2 * n) for m, a in metrics.items()}
             pts = fa.pts if math.isfinite(fa.pts) else (cols_pts[n - 1] + 1.0 / fps if n else 0.0)
-            row = scorer.update(fa.gray, pts)
+            row = scorer.update(fa.gray, pts, fa.chroma)
             cols_pts[n] = pts
             cols_scene[n] = fa.scene
-            for m in PYTHON_METRICS:
-                metrics[m][n] = row[m]
+            for m, col in metrics.items():
+                col[n] = row[m]
             n += 1
             if bar is not None and n % 64 == 0:
                 bar.update(64)

@@ -28,12 +28,29 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class FrameAnalysis:
-    """Analysis data of one decoded frame. `gray` may be a reused buffer (see AnalysisReader)."""
+    """Analysis data of one decoded frame. `gray` (and u, v) may be a reused buffer (see AnalysisReader)."""
 
     frame_index: int  # 0-based decode order within this run; the n of select='eq(n,N)'
     pts: float  # seconds (exact to the microsecond); NaN when the frame had no timestamp
-    gray: np.ndarray  # uint8, height x width
+    gray: np.ndarray  # uint8, height x width: the luma plane
     scene: float  # ffmpeg's scene score for this frame (0 for the first frame)
+    u: np.ndarray | None = None  # uint8, ceil(height/2) x ceil(width/2) chroma planes (None: gray analysis)
+    v: np.ndarray | None = None
+
+    @property
+    def chroma(self) -> tuple[np.ndarray, np.ndarray] | None:
+        return None if self.u is None or self.v is None else (self.u, self.v)
+
+
+def _planes(buf: np.ndarray, width: int, height: int, pix_fmt: str) -> tuple[np.ndarray, np.ndarray | None,
+                                                                               np.ndarray | None]:
+    """Views of one analysis frame's planes in its buffer: (Y, U, V), U/V None for gray."""
+    n = width * height
+    y = buf[:n].reshape(height, width)
+    if pix_fmt == "gray":
+        return y, None, None
+    cw, ch = (width + 1) // 2, (height + 1) // 2
+    return y, buf[n: n + cw * ch].reshape(ch, cw), buf[n + cw * ch: n + 2 * cw * ch].reshape(ch, cw)
 
 
 @dataclass
@@ -132,8 +149,9 @@ class AnalysisReader:
         meta = FifoReader(self._meta_fd, proc.running, self._stop)
         stdout = proc.stdout
         assert stdout is not None
-        buf = np.empty((plan.height, plan.width), np.uint8)
+        buf = np.empty(plan.frame_bytes, np.uint8)
         view = memoryview(buf).cast("B")
+        planes = _planes(buf, plan.width, plan.height, plan.pix_fmt)
         tb = float(TIME_BASE)
         index = 0
         ended = False
@@ -143,8 +161,9 @@ class AnalysisReader:
                 # (the metadata filter runs before the frame leaves the graph), so reading the
                 # metadata then costs no extra wait - one wake-up per frame instead of three
                 if not self.reuse:
-                    buf = np.empty((plan.height, plan.width), np.uint8)
+                    buf = np.empty(plan.frame_bytes, np.uint8)
                     view = memoryview(buf).cast("B")
+                    planes = _planes(buf, plan.width, plan.height, plan.pix_fmt)
                 if not read_full(stdout, view):
                     break
                 pts, scene = math.nan, None
@@ -167,7 +186,7 @@ class AnalysisReader:
                     break
                 self.frames_read = index + 1
                 self._advance(index)
-                yield FrameAnalysis(index, pts, buf, scene)
+                yield FrameAnalysis(index, pts, planes[0], scene, planes[1], planes[2])
                 index += 1
             ended = True
         finally:

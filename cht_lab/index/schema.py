@@ -28,10 +28,10 @@ TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 FRAMES_SCHEMA = pa.schema([
     ("id", pa.string()),             # F0001 ...
-    ("ts", pa.float64()),            # global seconds
-    ("pts", pa.float64()),           # seconds inside the segment
+    ("ts", pa.float64()),            # global seconds of the change's onset (its first frame)
+    ("pts", pa.float64()),           # seconds inside the segment (onset)
     ("segment", pa.int32()),
-    ("frame_index", pa.int64()),
+    ("frame_index", pa.int64()),     # the onset frame
     ("score", pa.float64()),         # the metric's value that triggered the capture
     ("metric", pa.string()),
     ("threshold", pa.float64()),     # threshold at capture time
@@ -42,6 +42,9 @@ FRAMES_SCHEMA = pa.schema([
     ("bytes", pa.int64()),
     ("captured_at", TIMESTAMP),
     ("sent_to_agent", pa.bool_()),
+    ("capture_ts", pa.float64()),    # global seconds of the captured frame (the JPEG: the change at rest)
+    ("capture_frame_index", pa.int64()),  # its frame index in the segment
+    ("revisit_of", pa.string()),     # id of an earlier capture showing the same screen (null: none)
 ], metadata={**_META, b"cht_lab.table": b"frames"})
 
 SCORES_SCHEMA = pa.schema([

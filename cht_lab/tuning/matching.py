@@ -31,13 +31,15 @@ import numpy as np
 import pandas as pd
 
 from cht_lab.detect.decision import DEFAULT_MIN_GAP, select_scenes
-from cht_lab.detect.scoring import DEFAULT_METRIC
+from cht_lab.detect.scoring import AUX_COLUMNS, DEFAULT_METRIC, ONSET_METRICS
 from cht_lab.tuning.labels import as_labels
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TOLERANCE = 0.5  # seconds either side of a labeled event (TRECVID-style)
 INDEX_COLUMNS: tuple[str, ...] = ("segment", "frame_index", "pts", "ts")  # every other numeric column is a metric
+NOT_METRICS: tuple[str, ...] = (*INDEX_COLUMNS, *AUX_COLUMNS)  # ... except the event metric's onset/revisit
+REVISIT_HOPS = 64  # a revisit chain is followed this far back to an earlier capture
 _EPS = 1e-6  # seconds: a detection exactly `tolerance` away still matches despite float rounding (<< 1 frame)
 
 
@@ -48,15 +50,16 @@ class TuningError(ValueError):
 # --------------------------------------------------------------------------- scores and metrics
 
 def metric_columns(scores: pd.DataFrame) -> list[str]:
-    """The metric columns of a scores table: every numeric column other than segment/frame_index/pts/ts."""
+    """The metric columns of a scores table: every numeric column other than segment/frame_index/pts/ts
+    and the event metric's onset/revisit columns."""
     return [c for c in scores.columns
-            if c not in INDEX_COLUMNS and pd.api.types.is_numeric_dtype(scores[c])
+            if c not in NOT_METRICS and pd.api.types.is_numeric_dtype(scores[c])
             and not pd.api.types.is_bool_dtype(scores[c])]
 
 
 def _metric(scores: pd.DataFrame, metric: str | None) -> str:
     name = metric or DEFAULT_METRIC
-    if name not in scores.columns or name in INDEX_COLUMNS:
+    if name not in scores.columns or name in NOT_METRICS:
         have = ", ".join(metric_columns(scores)) or "none"
         raise TuningError(f"no metric column {name!r} in the scores (metric columns: {have})")
     return name
@@ -90,14 +93,102 @@ def estimate_fps(scores: pd.DataFrame) -> float | None:
     return float(1.0 / np.median(gaps))
 
 
+def _frame_keys(scores: pd.DataFrame) -> np.ndarray | None:
+    """segment and frame_index in one sortable int64 (None without those columns)."""
+    if "segment" not in scores.columns or "frame_index" not in scores.columns:
+        return None
+    return (scores["segment"].to_numpy(np.int64) << 40) + scores["frame_index"].to_numpy(np.int64)
+
+
+def _back(scores: pd.DataFrame, column: str, keys: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Row positions `column` frames before the rows at `pos` (same segment); -1 where that row is absent."""
+    back = np.nan_to_num(scores[column].to_numpy(np.float64)[pos], nan=0.0).astype(np.int64)
+    target = keys[pos] - np.maximum(back, 0)
+    found = np.minimum(np.searchsorted(keys, target), keys.size - 1)
+    return np.where(keys[found] == target, found, -1)
+
+
+def onset_positions(scores: pd.DataFrame, metric: str | None) -> np.ndarray | None:
+    """For each row, the row of the first frame of the change its `metric` value reports (its onset).
+
+    Only metrics in scoring.ONSET_METRICS report a change after it started (`onset` frames
+    later, when it has come to rest); for the others, and for tables without an `onset` column,
+    None: a detection's time is its own row's. `scores` in time order (as `_arrays` gives it).
+    """
+    name = metric or DEFAULT_METRIC
+    keys = _frame_keys(scores)
+    if name not in ONSET_METRICS or "onset" not in scores.columns or keys is None or keys.size == 0:
+        return None
+    if keys.size > 1 and bool((keys[1:] < keys[:-1]).any()):
+        return None  # not one segment after another in frame order: keep the rows' own times
+    pos = np.arange(keys.size)
+    found = _back(scores, "onset", keys, pos)
+    return np.where(found >= 0, found, pos)
+
+
+def detection_times(scores: pd.DataFrame, metric: str | None, ts: np.ndarray) -> np.ndarray:
+    """The time each row's detection is matched at: its onset's ts for onset metrics, else its own."""
+    pos = onset_positions(scores, metric)
+    return ts if pos is None else ts[pos]
+
+
+def revisit_captures(scores: pd.DataFrame, metric: str | None, picked: np.ndarray) -> np.ndarray:
+    """For each picked row (a capture), the row of the earlier capture showing the same screen, or -1.
+
+    The scorer's `revisit` column points back to the newest earlier reported change with the same
+    picture; when that one was not captured (below the threshold), its own `revisit` is followed
+    (they all show the same screen), up to REVISIT_HOPS steps.
+    """
+    out = np.full(picked.size, -1, np.int64)
+    keys = _frame_keys(scores)
+    name = metric or DEFAULT_METRIC
+    if name not in ONSET_METRICS or "revisit" not in scores.columns or keys is None or picked.size == 0:
+        return out
+    chosen = set(picked.tolist())
+    rev = np.nan_to_num(scores["revisit"].to_numpy(np.float64), nan=0.0)
+    for i, p in enumerate(picked.tolist()):
+        q = p
+        for _ in range(REVISIT_HOPS):
+            if rev[q] <= 0:
+                break
+            q = int(_back(scores, "revisit", keys, np.asarray([q]))[0])
+            if q < 0:
+                break
+            if q in chosen and q < p:
+                out[i] = q
+                break
+    return out
+
+
 def scenes(scores: pd.DataFrame, threshold: float, metric: str | None = None,
            min_gap: float = DEFAULT_MIN_GAP) -> pd.DataFrame:
-    """The score rows the capture rule selects (score >= threshold, >= min_gap s apart), in time order.
+    """The detections the capture rule selects (score >= threshold, >= min_gap s apart), in time order.
 
-    The rows keep the scores table's index, so `scores.loc[scenes(...).index]` finds them again.
+    One row per capture: the scores table's row of the captured frame (it keeps the table's index,
+    so `scores.loc[scenes(...).index]` finds it again), with `ts`, `pts` and `frame_index` those
+    of the change's onset (onset metrics; else the captured frame's own) and `capture_ts`,
+    `capture_pts`, `capture_frame_index` the captured frame's; `revisit_frame` is the capture frame
+    index of an earlier capture (same segment) showing the same screen, -1 when there is none.
     """
-    scores, _, ts, values = _arrays(scores, metric)
-    return scores.iloc[select_scenes(ts, values, float(threshold), float(min_gap))]
+    scores, name, ts, values = _arrays(scores, metric)
+    picked = select_scenes(ts, values, float(threshold), float(min_gap))
+    out = scores.iloc[picked].copy()
+    out["capture_ts"] = out["ts"]
+    if "pts" in out.columns:
+        out["capture_pts"] = out["pts"]
+    if "frame_index" in out.columns:
+        out["capture_frame_index"] = out["frame_index"]
+    onset = onset_positions(scores, name)
+    if onset is not None and picked.size:
+        o = onset[picked]
+        out["ts"] = ts[o]
+        out["pts"] = scores["pts"].to_numpy(np.float64)[o]
+        out["frame_index"] = scores["frame_index"].to_numpy()[o]
+    earlier = revisit_captures(scores, name, picked)
+    if "frame_index" in scores.columns:
+        fi = scores["frame_index"].to_numpy()
+        out["revisit_frame"] = np.where(earlier >= 0, fi[np.maximum(earlier, 0)], -1).astype(np.int64)
+    return out
 
 
 # --------------------------------------------------------------------------- matching
@@ -272,5 +363,5 @@ def _nearest_offset(det: np.ndarray, truth: _Truth) -> np.ndarray:
     return np.where(after <= 0, 0.0, np.where(after <= before, after, -before))
 
 
-__all__ = ["DEFAULT_TOLERANCE", "INDEX_COLUMNS", "MatchResult", "TuningError", "estimate_fps", "match",
-           "metric_columns", "scenes"]
+__all__ = ["DEFAULT_TOLERANCE", "INDEX_COLUMNS", "MatchResult", "NOT_METRICS", "TuningError", "detection_times",
+           "estimate_fps", "match", "metric_columns", "onset_positions", "revisit_captures", "scenes"]

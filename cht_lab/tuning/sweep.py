@@ -21,7 +21,7 @@ import pandas as pd
 from cht_lab.detect.decision import DEFAULT_MIN_GAP, select_scenes
 from cht_lab.detect.scoring import DEFAULT_METRIC
 from cht_lab.tuning.matching import (
-    DEFAULT_TOLERANCE, MatchResult, TuningError, _arrays, _prf, _prf_arrays, _Truth, estimate_fps,
+    DEFAULT_TOLERANCE, MatchResult, TuningError, _arrays, _prf, _prf_arrays, _Truth, detection_times, estimate_fps,
     match, metric_columns, scenes,
 )
 
@@ -74,8 +74,11 @@ def _thresholds(thresholds: Any, values: np.ndarray, ts: np.ndarray, min_gap: fl
 
 
 def _sweep_arrays(ts: np.ndarray, values: np.ndarray, thresholds: np.ndarray, min_gap: float,
-                  truth: _Truth | None) -> dict[str, np.ndarray]:
-    """Detections (and tp) for sorted thresholds; the capture rule runs once per distinct candidate set."""
+                  truth: _Truth | None, det_ts: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Detections (and tp) for sorted thresholds; the capture rule runs once per distinct candidate set.
+
+    The rule runs on `ts` (capture times); detections are matched at `det_ts` (their onsets; default ts).
+    """
     n = thresholds.size
     detections = np.zeros(n, np.int64)
     tp = np.zeros(n, np.int64)
@@ -83,6 +86,7 @@ def _sweep_arrays(ts: np.ndarray, values: np.ndarray, thresholds: np.ndarray, mi
         return {"threshold": thresholds, "detections": detections, "tp": tp}
     keep = values >= thresholds[0]  # rows below the lowest threshold never capture: drop them once
     ts_c, values_c = ts[keep], values[keep]
+    det_c = ts_c if det_ts is None else det_ts[keep]
     ranked = np.sort(values_c)
     # thresholds with the same number of candidates have the same candidates (sets shrink as t grows)
     n_cand = ranked.size - np.searchsorted(ranked, thresholds, side="left")
@@ -91,7 +95,7 @@ def _sweep_arrays(ts: np.ndarray, values: np.ndarray, thresholds: np.ndarray, mi
         if n_cand[i] == last[0]:
             detections[i], tp[i] = last[1], last[2]
             continue
-        det = ts_c[select_scenes(ts_c, values_c, t, min_gap)]
+        det = np.sort(det_c[select_scenes(ts_c, values_c, t, min_gap)])
         hits = truth.count(det) if truth is not None else 0
         detections[i], tp[i] = det.size, hits
         last = (int(n_cand[i]), det.size, hits)
@@ -99,8 +103,8 @@ def _sweep_arrays(ts: np.ndarray, values: np.ndarray, thresholds: np.ndarray, mi
 
 
 def _sweep_frame(ts: np.ndarray, values: np.ndarray, thresholds: np.ndarray, min_gap: float,
-                 truth: _Truth | None) -> pd.DataFrame:
-    cols = _sweep_arrays(ts, values, thresholds, min_gap, truth)
+                 truth: _Truth | None, det_ts: np.ndarray | None = None) -> pd.DataFrame:
+    cols = _sweep_arrays(ts, values, thresholds, min_gap, truth, det_ts)
     if truth is None:
         return pd.DataFrame({"threshold": cols["threshold"], "detections": cols["detections"]})
     tp = cols["tp"]
@@ -118,10 +122,10 @@ def sweep(scores: pd.DataFrame, labels: Any = None, metric: str | None = None, t
     `thresholds`: None (~100 from `default_thresholds`), an int (that many), or the values to try.
     Without labels the frame has only threshold and detections.
     """
-    _, name, ts, values = _arrays(scores, metric)
+    sorted_scores, name, ts, values = _arrays(scores, metric)
     ths = _thresholds(thresholds, values, ts, float(min_gap))
     truth = None if labels is None else _Truth.of(labels, float(tolerance))
-    out = _sweep_frame(ts, values, ths, float(min_gap), truth)
+    out = _sweep_frame(ts, values, ths, float(min_gap), truth, detection_times(sorted_scores, name, ts))
     out.attrs.update(metric=name, tolerance=float(tolerance), min_gap=float(min_gap),
                      labels=None if truth is None else len(truth))
     return out
@@ -151,7 +155,8 @@ def find_best(scores: pd.DataFrame, labels: Any, metric: str | None = None, tole
     """`best_threshold` with its details: the F1, the plateau's edges and the sweep behind them."""
     if labels is None:
         raise TuningError("choosing a threshold needs labels (ground truth)")
-    _, name, ts, values = _arrays(scores, metric)
+    sorted_scores, name, ts, values = _arrays(scores, metric)
+    det_ts = detection_times(sorted_scores, name, ts)
     min_gap = float(min_gap)
     ths = _thresholds(thresholds, values, ts, min_gap)
     if ths.size == 0:
@@ -160,7 +165,7 @@ def find_best(scores: pd.DataFrame, labels: Any, metric: str | None = None, tole
     # the outcome only changes at observed values: threshold t behaves like any t' in
     # (largest value < t, smallest value >= t]
     distinct = np.unique(values[np.isfinite(values)])
-    sw = _sweep_frame(ts, values, ths, min_gap, truth)
+    sw = _sweep_frame(ts, values, ths, min_gap, truth, det_ts)
     if thresholds is None or isinstance(thresholds, (int, np.integer)):
         # refine: the coarse grid can step over a narrow best; try the observed values around it
         _, _, i, j = _widest_best_run(sw["threshold"].to_numpy(), sw["f1"].to_numpy(), distinct)
@@ -170,7 +175,7 @@ def find_best(scores: pd.DataFrame, labels: Any, metric: str | None = None, tole
             extra = extra[np.linspace(0, extra.size - 1, REFINE_THRESHOLDS).round().astype(int)]
         extra = np.setdiff1d(extra, ths)
         if extra.size:
-            sw = pd.concat([sw, _sweep_frame(ts, values, extra, min_gap, truth)], ignore_index=True)
+            sw = pd.concat([sw, _sweep_frame(ts, values, extra, min_gap, truth, det_ts)], ignore_index=True)
             sw = sw.sort_values("threshold", kind="stable", ignore_index=True)
     sw.attrs.update(metric=name, tolerance=float(tolerance), min_gap=min_gap, labels=len(truth))
     ths, f1 = sw["threshold"].to_numpy(), sw["f1"].to_numpy()
@@ -183,7 +188,7 @@ def find_best(scores: pd.DataFrame, labels: Any, metric: str | None = None, tole
     if not (low < middle <= high):  # degenerate (e.g. one sampled threshold at the edge of the data)
         middle = float(ths[(i + j) // 2])
     else:
-        det = ts[select_scenes(ts, values, middle, min_gap)]
+        det = np.sort(det_ts[select_scenes(ts, values, middle, min_gap)])
         if _prf(tp := truth.count(det), det.size - tp, len(truth) - tp)[2] < best - _F1_TIE:
             # an unsampled value inside the run changes the answer: stay on a sampled threshold
             middle = float(ths[i + int(np.abs(ths[i:j + 1] - middle).argmin())])
@@ -249,7 +254,7 @@ def compare_metrics(scores: pd.DataFrame, labels: Any, metrics: Sequence[str] | 
     names = list(metrics) if metrics is not None else metric_columns(scores)
     rows = []
     for name in names:
-        _, name, ts, values = _arrays(scores, name)
+        sorted_scores, name, ts, values = _arrays(scores, name)
         finite = values[np.isfinite(values)]
         span = float(finite.max() - finite.min()) if finite.size else 0.0
         try:
@@ -260,7 +265,8 @@ def compare_metrics(scores: pd.DataFrame, labels: Any, metrics: Sequence[str] | 
                          "recall": 0.0, "detections": 0, "tp": 0, "fp": 0, "fn": len(truth),
                          "plateau_low": math.nan, "plateau_high": math.nan, "plateau_frac": 0.0})
             continue
-        det = ts[select_scenes(ts, values, best.threshold, float(min_gap))]
+        det = np.sort(detection_times(sorted_scores, name, ts)[select_scenes(ts, values, best.threshold,
+                                                                              float(min_gap))])
         tp = truth.count(det)
         fp, fn = det.size - tp, len(truth) - tp
         precision, recall, f1 = _prf(tp, fp, fn)

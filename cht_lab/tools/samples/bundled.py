@@ -13,6 +13,9 @@ from pathlib import Path
 from cht_lab.layout import AUDIO_AAC, LABELS_CSV, STREAM_DIR
 from cht_lab.tools.samples.coding import _CODE_FILES, CodingScreen
 from cht_lab.tools.samples.desktop import DesktopScreen
+from cht_lab.tools.samples.editor import EditorScene, EditorScreen
+from cht_lab.tools.samples.palette import BLUE, GREEN, ORANGE, RED, PaletteScreen
+from cht_lab.tools.samples.transitions import Slide, TransitionsScreen
 from cht_lab.tools.samples.draw import SampleError, SampleSpec, SegmentSpec, _ev
 from cht_lab.tools.samples.real.catalog import RECORDED, recorded_specs
 from cht_lab.tools.samples.render import write_sample
@@ -66,8 +69,81 @@ def _bundled() -> dict[str, SampleSpec]:
             distractors=SlidesScreen.layout(1280, 720),
             description="Recorder restart: two video-only segments with a 5 s gap, audio in stream/audio.aac.",
         ),
+        *_hard(),
     ]
     return {s.name: s for s in specs}
+
+
+_X264_NO_SCENECUT = "ipratio=1.0:scenecut=0"  # keyframes only every `gop` s: no extra keyframe per event
+
+
+def _hard() -> list[SampleSpec]:
+    """The samples of issue 14: what every detector gets wrong on real screen shares (see their docstrings)."""
+    E, S = EditorScene, Slide
+    editor = (
+        _ev(2.0, "cut", "switch to client.py (same theme: only text lines change)", E(1)),
+        _ev(4.0, "partial", "modal save dialog in the centre, the page dims", E(1, dialog=True)),
+        _ev(6.0, "partial", "the dialog closes (the screen of 2.0 s again)", E(1)),
+        _ev(8.0, "cut", "PageDown: a page of new code", E(1, page=66)),
+        _ev(10.0, "cut", "switch to worker.py", E(2)),
+    )
+    transitions = (
+        _ev(2.5, "cut", "slide 2 (hard cut)", S(1)),
+        _ev(4.5, "gradual", "1 s dissolve to slide 3", S(2, "dissolve"), 5.5),
+        _ev(7.5, "gradual", "fade through black to slide 4", S(3, "black"), 8.5),
+        _ev(10.5, "gradual", "0.5 s wipe to slide 5", S(4, "wipe"), 11.0),
+        _ev(13.0, "gradual", "slow 2 s fade to slide 6", S(5, "dissolve"), 15.0),
+        _ev(17.0, "cut", "a full-screen film starts (slide 7)", S(6, "film", 0)),
+        _ev(21.0, "cut", "the film cuts to its second shot", S(6, "film", 1)),
+        _ev(23.5, "cut", "the film ends: slide 8", S(7)),
+        _ev(25.5, "gradual", "push to slide 9", S(8, "push"), 25.9),
+    )
+    colour = (
+        _ev(2.5, "partial", "the alert banner turns from red to green (same luma)", (GREEN, BLUE, "p0")),
+        _ev(5.0, "partial", "one tile turns from blue to orange (same luma)", (GREEN, ORANGE, "p0")),
+        _ev(7.5, "cut", "the whole palette changes (same lumas)", (GREEN, ORANGE, "p1")),
+    )
+    darkdark = (
+        _ev(2.5, "cut", "dark theme a -> dark theme b (backgrounds 3.6 gray levels apart)", E(2, theme="b")),
+        _ev(4.5, "cut", "dark theme b -> dark theme c", E(2, theme="c")),
+        _ev(6.5, "cut", "dark theme c -> dark theme a", E(2, theme="a")),
+    )
+    return [
+        SampleSpec(
+            name="editor", start=datetime(2026, 3, 1, 13, 0, 0), width=2560, height=1440, fps=30, duration=12.0,
+            screen="editor", seed=7, crf=42, events=editor, distractors=EditorScreen.layout(2560, 1440),
+            options=(("toasts", ((2.6, 3.5), (8.6, 11.5))), ("small_scrolls", ((6.8, 3), (7.4, -3))),
+                     ("typing", (10.6, 11.6))),
+            roaming=((6.8, 6.95, "3-line scroll down"), (7.4, 7.55, "3-line scroll up")),
+            gop=4.0, audio=False, x264=_X264_NO_SCENECUT,
+            description="1440p editor, one theme: a file switch, a modal dialog, a PageDown, a revisit; a toast, a "
+                        "progress bar, an embedded video, typing and 3-line scrolls distract.",
+        ),
+        SampleSpec(
+            name="transitions", start=datetime(2026, 3, 1, 14, 0, 0), width=1280, height=720, fps=30,
+            duration=28.0, screen="transitions", seed=8, crf=40, events=transitions,
+            distractors=TransitionsScreen.layout(1280, 720), gop=4.0, audio=False, x264=_X264_NO_SCENECUT,
+            roaming=((17.0, 23.5, "the film plays: the whole frame moves"),),
+            description="Slide show with a dissolve, a fade through black, a wipe, a slow fade, a push and a "
+                        "full-screen film with a cut of its own; cursor and spinner distract.",
+        ),
+        SampleSpec(
+            name="colour", start=datetime(2026, 3, 1, 15, 0, 0), width=1280, height=720, fps=30, duration=10.0,
+            screen="colour", seed=9, crf=36, first_scene=(RED, BLUE, "p0"), events=colour,
+            distractors=PaletteScreen.layout(1280, 720), gop=4.0, audio=False, x264=_X264_NO_SCENECUT,
+            description="Colour-only changes (equal luma); a blinking status dot, a clock and the cursor distract.",
+        ),
+        SampleSpec(
+            name="darkdark", start=datetime(2026, 3, 1, 16, 0, 0), width=1280, height=720, fps=30, duration=8.5,
+            screen="editor", seed=10, crf=36, first_scene=E(2, theme="a"), events=darkdark,
+            distractors=EditorScreen.layout(1280, 720, video=False, toast=False),
+            options=(("video", False), ("small_scrolls", ((5.4, 3),)), ("typing", (3.0, 4.0))),
+            roaming=((5.4, 5.55, "3-line scroll down"),),
+            gop=6.0, audio=False, x264=_X264_NO_SCENECUT,
+            description="Dark theme to dark theme (backgrounds 3.6 gray levels apart); typing, the caret and a "
+                        "3-line scroll distract.",
+        ),
+    ]
 
 
 def _recorded() -> dict[str, SampleSpec]:

@@ -92,6 +92,11 @@ class SampleSpec:
     crf: int = 36
     title: str = ""  # deck name / window title shown in the pictures
     description: str = ""
+    options: tuple[tuple[str, Any], ...] = ()  # screen-specific keyword arguments (distractor timelines)
+    gop: float = 2.0  # seconds between keyframes
+    audio: bool = True  # an audio track (muxed, or audio.aac with audio_file)
+    roaming: tuple[tuple[float, float, str], ...] = ()  # (start, end, what): distractors without a rectangle
+    x264: str = X264_PARAMS  # libx264 parameters
 
     @property
     def session_name(self) -> str:

@@ -22,6 +22,9 @@ from cht_lab.layout import AUDIO_AAC, LABELS_CSV, STREAM_DIR
 from cht_lab.tools.samples.audio import _encode_adts, _ffmpeg_lib, _write_wav, speech_like_audio
 from cht_lab.tools.samples.coding import CodingScreen
 from cht_lab.tools.samples.desktop import DesktopScreen
+from cht_lab.tools.samples.editor import EditorScreen
+from cht_lab.tools.samples.palette import PaletteScreen
+from cht_lab.tools.samples.transitions import TransitionsScreen
 from cht_lab.tools.samples.draw import (
     AUDIO_BITRATE, AUDIO_RATE, EVENT_KINDS, X264_PARAMS, Event, SampleError, SampleSpec, _ev, _rng, _Screen,
 )
@@ -29,18 +32,21 @@ from cht_lab.tools.samples.slides import SlidesScreen
 
 log = logging.getLogger(__name__)
 
-_SCREENS: dict[str, type[_Screen]] = {"slides": SlidesScreen, "desktop": DesktopScreen, "coding": CodingScreen}
+_SCREENS: dict[str, type[_Screen]] = {"slides": SlidesScreen, "desktop": DesktopScreen, "coding": CodingScreen,
+                                      "editor": EditorScreen, "transitions": TransitionsScreen,
+                                      "colour": PaletteScreen}
 
 
 def _make_screen(spec: SampleSpec) -> _Screen:
     cls = _SCREENS[spec.screen]
-    kw = {"deck": spec.title} if cls is SlidesScreen and spec.title else {}
+    kw: dict[str, Any] = {"deck": spec.title} if cls is SlidesScreen and spec.title else {}
+    kw.update(dict(spec.options))
     return cls(spec.width, spec.height, spec.fps, spec.frame_count, spec.start, spec.seed, spec.active_events(),
                spec.first_scene, **kw)
 
 
 def _encode(path: Path, screen: _Screen, frames: range, wav: Path | None, *, crf: int, preset: str = "medium",
-            threads: int = 1, progress: Any = None) -> None:
+            threads: int = 1, progress: Any = None, gop: float = 2.0, x264: str = X264_PARAMS) -> None:
     """Pipe yuv420p frames (and optionally a WAV) through ffmpeg into a fragmented MP4 like cht's recorder."""
     lib = _ffmpeg_lib()
     fps = screen.fps
@@ -48,9 +54,9 @@ def _encode(path: Path, screen: _Screen, frames: range, wav: Path | None, *, crf
                       framerate=fps)
     streams = [video.video]
     out_kw: dict[str, Any] = {
-        "vcodec": "libx264", "preset": preset, "crf": crf, "bf": 0, "g": 2 * fps, "pix_fmt": "yuv420p",
+        "vcodec": "libx264", "preset": preset, "crf": crf, "bf": 0, "g": int(round(gop * fps)), "pix_fmt": "yuv420p",
         "threads": threads, "movflags": "+frag_keyframe+empty_moov+default_base_moof", "f": "mp4",
-        "x264-params": X264_PARAMS, "use_editlist": 1, "fflags": "+bitexact", "flags:v": "+bitexact",
+        "x264-params": x264, "use_editlist": 1, "fflags": "+bitexact", "flags:v": "+bitexact",
     }
     if wav is not None:
         streams.append(lib.input(str(wav)).audio)
@@ -111,9 +117,9 @@ def write_sample(spec: SampleSpec, session_dir: str | os.PathLike[str], progress
     stream = dest / STREAM_DIR
     stream.mkdir(parents=True)
     screen = _make_screen(spec)
-    audio = speech_like_audio(spec.duration, AUDIO_RATE, spec.seed)
-    wav = dest / ".audio.wav"
-    _write_wav(wav, audio, AUDIO_RATE)
+    wav = dest / ".audio.wav" if spec.audio else None
+    if wav is not None:
+        _write_wav(wav, speech_like_audio(spec.duration, AUDIO_RATE, spec.seed), AUDIO_RATE)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -124,13 +130,15 @@ def write_sample(spec: SampleSpec, session_dir: str | os.PathLike[str], progress
         for seg, fname in zip(spec.segment_list(), spec.segment_files()):
             first = int(round(seg.offset * spec.fps))
             frames = range(first, first + int(round(seg.duration * spec.fps)))
-            _encode(stream / fname, screen, frames, None if spec.audio_file else wav, crf=spec.crf, progress=bar)
-        if spec.audio_file:
+            _encode(stream / fname, screen, frames, None if spec.audio_file else wav, crf=spec.crf, progress=bar,
+                    gop=spec.gop, x264=spec.x264)
+        if spec.audio_file and wav is not None:
             _encode_adts(stream / AUDIO_AAC, wav)
     finally:
         if bar is not None:
             bar.close()
-        wav.unlink(missing_ok=True)
+        if wav is not None:
+            wav.unlink(missing_ok=True)
     spec.labels().to_csv(dest / LABELS_CSV, index=False)
     log.info("sample %s written to %s", spec.name, dest)
     return dest

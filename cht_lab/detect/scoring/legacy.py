@@ -1,32 +1,24 @@
-"""Per-frame scene metrics for screen content, computed in Python on small gray frames.
+"""The block metrics (`pixels`, `blocks`, `lookback`, `settled`), computed on small gray frames.
 
-Screen shares are not films: most of the picture is still, and what moves (typing, the cursor, a
-clock, a webcam overlay, a playing video, a spinner) is not a scene change, while a slide change,
-a window switch, a pop-up or a new file in the same editor theme is. A global pixel difference
-(ffmpeg's scene score included) fails one way or the other: a webcam keeps it up, two files in
-the same dark theme barely move it. The metrics here work on a grid of blocks instead:
+Kept next to `event` (cht_lab.detect.scoring.event) for comparison: they measure how much of the
+screen changed, not how the change is arranged. A global pixel difference (ffmpeg's scene score
+included) fails one way or the other on screen shares: a webcam keeps it up, two files in the same
+dark theme barely move it. These metrics work on a grid of blocks instead:
 
 - a block *changes* when its mean absolute difference exceeds a compression-noise floor;
 - blocks that have been changing continuously (per-block activity history, an exponential moving
   average of "changed") are *volatile* and ignored: webcam, video, spinner;
-- `settled` (the default) is an *event* score: it stays ~0 while the screen is in motion and, on
-  the first frame after the screen has come to rest, reports the fraction of the screen that
-  differs from the last resting picture. A cut, a cross-fade, a pop-up each end in one resting
-  picture, so each gives one peak (a 1 s cross-fade gives one capture, of the finished picture),
-  while typing and the cursor only ever add a block or two between resting frames.
-
-Which frames are captured is decided elsewhere (`cht_lab.detect.decision`: score >= threshold, min_gap).
-
-Metric columns (all in [0, 1]; "score" is filled from ffmpeg, not here):
+- `settled` stays ~0 while the screen is in motion and, on the first frame after the screen has
+  come to rest, reports the fraction of the screen that differs from the last resting picture
+  (after `max_wait` s of motion it reports anyway).
 
 ====================  ===========================================================================
-score                 ffmpeg's scene score (`select` filter's `scene`) on the analysis frames
 pixels                mean |difference| to the previous frame / 255 (a plain global difference)
 blocks                fraction of blocks changed since the previous frame, volatile blocks ignored
 lookback              fraction of blocks changed since the frame ~`lookback` s earlier (volatile
                       blocks ignored): catches gradual changes, but stays high while they last
 settled               change between consecutive resting pictures, reported when the screen
-                      comes to rest (one peak per event)
+                      comes to rest
 ====================  ===========================================================================
 """
 
@@ -40,22 +32,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-METRICS: tuple[str, ...] = ("score", "pixels", "blocks", "lookback", "settled")
-PYTHON_METRICS: tuple[str, ...] = METRICS[1:]  # what FrameScorer.update() returns
-DEFAULT_METRIC = "settled"
-# Chosen on the four labeled samples (slides, desktop, coding, twoseg): the middle of the range
-# where every sample scores F1 = 1 (settled: 0.09-0.21; its largest distractor peak is 0.086, a
-# chat panel scrolling, its smallest event a switch between look-alike files, 0.215). ffmpeg's
-# scene score is perfect only in 0.034-0.036, a margin too thin to trust on other recordings;
-# blocks and lookback capture the 1 s cross-fade twice at any threshold; pixels at its best still
-# misses or double-counts (see README "Choosing the metric").
-DEFAULT_THRESHOLDS: dict[str, float] = {
-    "score": 0.035,
-    "pixels": 0.014,
-    "blocks": 0.15,
-    "lookback": 0.15,
-    "settled": 0.15,
-}
+BLOCK_METRICS: tuple[str, ...] = ("pixels", "blocks", "lookback", "settled")
 
 DEFAULT_PARAMS: dict[str, float] = {
     "block": 12,             # block side in analysis pixels (320 x 180 frame -> 27 x 15 blocks)
@@ -73,16 +50,12 @@ class ScoringError(ValueError):
     """Bad scorer parameters or a frame of the wrong shape."""
 
 
-class FrameScorer:
-    """Stateful metrics for one video stream (or one segment); see the module docstring.
+class BlockScorer:
+    """Stateful block metrics for one video stream (or one segment); see the module docstring.
 
-    `update(gray, pts)` takes the next analysis frame (uint8, H x W) and returns the Python
-    metrics; `score(gray, scene=..., pts=...)` also fills in "score" (ffmpeg's scene score).
-    Frames are compared by time when `pts` (seconds) is given, else as if at `fps`. The frame
-    passed in may be reused by the caller afterwards: what is kept is copied.
+    `update(gray, t)` takes the next analysis frame (uint8, H x W) at time t (s) and returns the
+    block metrics. The frame passed in may be reused by the caller afterwards: what is kept is copied.
     """
-
-    metrics: tuple[str, ...] = METRICS
 
     def __init__(self, width: int | None = None, height: int | None = None, fps: float = 30.0, **params: Any):
         unknown = set(params) - set(DEFAULT_PARAMS)
@@ -186,7 +159,7 @@ class FrameScorer:
     # ------------------------------------------------------------------ scoring
 
     def update(self, gray: np.ndarray, pts: float | None = None) -> dict[str, float]:
-        """Metrics for the next frame (not "score"): see PYTHON_METRICS."""
+        """The block metrics for the next frame."""
         gray = np.asarray(gray)
         if gray.ndim != 2 or gray.dtype != np.uint8:
             raise ScoringError(f"expected a 2-D uint8 gray frame, got {gray.dtype} {gray.shape}")
@@ -270,23 +243,5 @@ class FrameScorer:
         self._count = min(self._count + 1, self._ring_len)
         return self._head
 
-    def score(self, gray: np.ndarray, scene: float | None = None, pts: float | None = None) -> dict[str, float]:
-        """All METRICS for the next frame: update() plus "score" = ffmpeg's scene score (NaN if not given)."""
-        out = self.update(gray, pts)
-        out["score"] = float(scene) if scene is not None else math.nan
-        return out
 
-
-def score_frames(frames: Any, pts: Any = None, fps: float = 30.0, **params: Any) -> dict[str, np.ndarray]:
-    """Python metrics for a sequence of gray frames (tests, notebooks): {metric: float32 array}."""
-    scorer = FrameScorer(fps=fps, **params)
-    cols: dict[str, list[float]] = {m: [] for m in PYTHON_METRICS}
-    for i, g in enumerate(frames):
-        row = scorer.update(g, None if pts is None else float(pts[i]))
-        for m in PYTHON_METRICS:
-            cols[m].append(row[m])
-    return {m: np.asarray(v, np.float32) for m, v in cols.items()}
-
-
-__all__ = ["METRICS", "PYTHON_METRICS", "DEFAULT_METRIC", "DEFAULT_THRESHOLDS", "DEFAULT_PARAMS", "FrameScorer",
-           "ScoringError", "score_frames"]
+__all__ = ["BLOCK_METRICS", "DEFAULT_PARAMS", "BlockScorer", "ScoringError"]
