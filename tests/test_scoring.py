@@ -161,6 +161,18 @@ def test_a_popup_over_a_quarter_of_the_screen_is_a_change():
     assert len(t) == 1 and abs(t[0] - 2.0) < 0.5 / FPS
 
 
+def test_a_small_dialog_in_the_centre_is_a_change_the_same_box_in_a_corner_is_not():
+    base = text_page(36)
+    centre, corner = base.copy(), base.copy()
+    for f, (y, x) in ((centre, (70, 120)), (corner, (140, 235))):
+        f[y:y + 36, x:x + 80] = 235  # a 80 x 36 box: 4.5 % of the frame, with a line of text and a button
+        f[y + 8:y + 12, x + 8:x + 70] = 30
+        f[y + 22:y + 30, x + 50:x + 74] = 90
+    dialog = captures(with_noise([base] * 60 + [centre] * 60))
+    toast = captures(with_noise([base] * 60 + [corner] * 60))
+    assert len(dialog) == 1 and abs(dialog[0] - 2.0) < 0.5 / FPS and toast.size == 0
+
+
 def test_a_modal_dialog_that_dims_the_page_is_a_change():
     base = text_page(23)
     dimmed = (base.astype(np.int32) * 9 // 20).astype(np.uint8)

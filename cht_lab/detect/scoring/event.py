@@ -52,6 +52,7 @@ EVENT_PARAMS: dict[str, float] = {
     "scroll_new": 0.33,       # a scroll counts from bringing in this share of its area (3 lines do not)
     "thin": 4.0,              # groups thinner than this (blocks) count less
     "fill": 0.4,              # ... and groups with fewer of their box's blocks changed than this
+    "centre_boost": 2.0,      # a group in the middle of the screen counts up to 1 + this times (a dialog)
     "revisit_min": 0.06,      # changes at least this big are remembered for revisits (not toasts)
     "revisit_tol": 0.05,      # ... differ in at most this share of the change, and compactly elsewhere
     "jump_level": 12.0,       # a block jumps: mean luma or chroma moves by more than this in one frame
@@ -234,8 +235,22 @@ class EventScorer:
                         other = rest & ~sh.band
                         brought = max(0.0, sh.fraction - p["scroll_new"]) / (1.0 - p["scroll_new"])
                         area = sum(group_area(h, p["thin"], p["fill"]) for h in groups(other)) + brought * area
-            total += area
+            total += area * self._centre_weight(g)
         return min(1.0, total / self.n_blocks)
+
+    def _centre_weight(self, g: Any) -> float:
+        """1 + centre_boost x the share of a solid group's box in the middle of the screen (the middle half
+        of the width, 60 % of the height): a dialog is a solid box in the centre; a toast or a badge sits in
+        a corner, and scattered changes (text fading in) are no box."""
+        box = max(1, g.height * g.width)
+        solid = min(1.0, max(0.0, (g.blocks / box - 0.6) / 0.3))
+        if solid <= 0.0:
+            return 1.0
+        r0, r1 = 0.2 * self.rows, 0.8 * self.rows
+        c0, c1 = 0.25 * self.cols, 0.75 * self.cols
+        h = max(0.0, min(g.r1, r1) - max(g.r0, r0))
+        w = max(0.0, min(g.c1, c1) - max(g.c0, c0))
+        return 1.0 + self.p["centre_boost"] * solid * h * w / box
 
     # ------------------------------------------------------------------ the frame
 
