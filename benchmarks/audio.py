@@ -33,7 +33,7 @@ from typing import Any
 from _common import CACHE, cpu_ratio, ffmpeg_null, interleave, load_note, median_cpu, median_wall
 
 from cht_lab.audio import extractor  # _common put the repository on sys.path
-from cht_lab.audio.extractor import extract_audio
+from cht_lab.audio.offline import extract_audio
 from cht_lab.ffmpeg import find_ffmpeg, live_processes
 from cht_lab.index.session_index import SessionIndex
 

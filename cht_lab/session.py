@@ -479,7 +479,7 @@ class Session:
         The sources are this session's segments (read where they are), the chunks go into the
         working directory's audio/.
         """
-        from cht_lab.audio.extractor import extract_audio
+        from cht_lab.audio.offline import extract_audio
 
         sources = self._audio_sources()
         log.info("cutting audio of %d source(s) into %s", len(sources), self.dir / layout.AUDIO_DIR)

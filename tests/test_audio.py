@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cht_lab.audio.extractor import AudioExtractor, AudioSegment, extract_audio, find_audio_sources
+from cht_lab.audio.extractor import AudioExtractor, AudioSegment, find_audio_sources
+from cht_lab.audio.offline import extract_audio
 from cht_lab.audio.chunking import Chunker, EnergyVad, find_cut, read_wav
 from cht_lab.ffmpeg import FfmpegProcess, find_ffmpeg, live_processes
 from cht_lab.index.session_index import SessionIndex

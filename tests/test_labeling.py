@@ -3,7 +3,6 @@ the Label tab and a set of sessions — on the bundled samples, scored into a te
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess

@@ -165,7 +165,13 @@ def test_scenes_select_what_the_live_decider_captures_frame_by_frame(seed):
                 live = [i for i, (t, s) in enumerate(zip(ts, column)) if decider.decide(float(t), float(s))]
                 found = tuning.scenes(scores, threshold, metric=metric, min_gap=min_gap)
                 assert found.index.tolist() == live
-                assert found.columns.tolist() == scores.columns.tolist()
+                # the scores table's row of each capture, then where it was captured (no onsets here:
+                # the capture is the row itself) and no earlier capture of the same screen
+                assert found.columns.tolist() == scores.columns.tolist() + [
+                    "capture_ts", "capture_pts", "capture_frame_index", "revisit_frame"]
+                assert (found["capture_ts"] == found["ts"]).all()
+                assert (found["capture_frame_index"] == found["frame_index"]).all()
+                assert (found["revisit_frame"] == -1).all()
 
 
 def test_scenes_sort_unsorted_rows_and_name_an_unknown_metric():

@@ -3,7 +3,7 @@
     ex = AudioExtractor(session_dir, index, follow=True, on_chunk=print).start()
     ...
     ex.stop()                       # flushes the tail chunk, reaps ffmpeg
-    df = extract_audio(session_dir, index)   # offline: the same extractor, to the end
+    df = audio.offline.extract_audio(session_dir, index)   # offline: the same extractor, to the end
 
 One continuous decode per source segment (`audio.decode`, `audio.segment`), chunked by sample
 count (`audio.chunking`), so the chunks of a segment tile it exactly; chunks are written by their
@@ -42,8 +42,7 @@ from cht_lab.status import ErrorLog, WorkerState
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AudioSegment", "AudioChunk", "AudioExtractor", "AudioExtractionError", "find_audio_sources",
-           "extract_audio", "decode_args", "decode_pcm"]
+__all__ = ["AudioSegment", "AudioChunk", "AudioExtractor", "find_audio_sources", "decode_args", "decode_pcm"]
 
 _LINGER = 0.5  # offline: seconds the writer waits to fill a batch
 NO_AUDIO = "no audio"  # how status["note"] begins when the session has no audio to cut
@@ -415,12 +414,3 @@ class AudioExtractor:
         except ValueError:
             return str(os.path.abspath(path))
 
-
-def __getattr__(name: str) -> Any:
-    """`extract_audio` and `AudioExtractionError` live in audio.offline (which imports this module);
-    they stay importable from here."""
-    if name in ("extract_audio", "AudioExtractionError"):
-        from cht_lab.audio import offline
-
-        return getattr(offline, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -178,15 +178,12 @@ def _ffmpeg_lib() -> Any:
 
 
 PLAN_PREFIX = "cht_lab-ana-"  # + owner pid: a plan's FIFOs live in a private temp dir of that name
-_swept: set[str] = set()
 
 
 def _remove_stale_plans(tmpdir: str | os.PathLike[str] | None) -> None:
-    """Remove plan dirs whose process died without cleaning up (SIGKILL); once per temp dir and process."""
+    """Remove plan dirs whose process died without cleaning up (SIGKILL). Looked for at every plan: a
+    session killed while this process runs leaves its dirs too, and listing the temp dir is cheap."""
     root = Path(tmpdir or tempfile.gettempdir())
-    if str(root) in _swept:
-        return
-    _swept.add(str(root))
     for d in root.glob(f"{PLAN_PREFIX}*"):
         owner = d.name[len(PLAN_PREFIX):].split("-", 1)[0]
         if owner.isdigit() and _alive(int(owner)):

@@ -369,6 +369,9 @@ class Panel(widgets.VBox):
         if self._closed:
             return
         self._closed = True
+        if not hasattr(self, "_updater"):  # __init__ failed (ipywidgets' __del__ still closes)
+            super().close()
+            return
         self._updater.close()
         self.thumb_store.close()
         for link in self._links:

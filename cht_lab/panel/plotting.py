@@ -47,13 +47,20 @@ def decimate(x: np.ndarray, y: np.ndarray, columns: int = 1000) -> tuple[np.ndar
     return xs, ys
 
 
+def score_times(rows: pd.DataFrame) -> np.ndarray:
+    """Where rows sit on the score curve: a detection's `capture_ts` (its score is the captured
+    frame's; its `ts` is the change's onset, earlier), else the row's own `ts`."""
+    column = "capture_ts" if "capture_ts" in rows.columns else "ts"
+    return rows[column].to_numpy(dtype=np.float64)
+
+
 def skipped_peaks(scores: pd.DataFrame, metric: str, threshold: float, detections: pd.DataFrame | None,
                   min_gap: float) -> pd.DataFrame:
     """The tallest frame of each run above the threshold that was not captured because it began
     less than `min_gap` after a detection (the capture rule's gap, `cht_lab.detect.decision`).
 
     A run is consecutive score rows ≥ threshold; the run holding a detection is that detection's
-    own event and is not "skipped". Detections are matched by `ts`, so live captures work too;
+    own event and is not "skipped". Detections are matched by time (`score_times`), so live captures work too;
     under a threshold that changed during a live run, runs that were simply below the threshold
     of their time are not marked (they did not start within `min_gap` of a capture).
     """
@@ -64,7 +71,7 @@ def skipped_peaks(scores: pd.DataFrame, metric: str, threshold: float, detection
     if idx.size == 0 or detections is None or detections.empty:
         return scores.iloc[:0]
     ts = scores["ts"].to_numpy(dtype=np.float64)
-    det = np.sort(detections["ts"].to_numpy(dtype=np.float64))
+    det = np.sort(score_times(detections))
     breaks = np.flatnonzero(np.diff(idx) > 1) + 1
     starts = np.concatenate([[0], breaks])
     ends = np.concatenate([breaks, [idx.size]])
@@ -152,7 +159,7 @@ def _set_marks(ax: Any, artists: dict[str, Any], key: str, rows: pd.DataFrame | 
     if rows is not None and not rows.empty and metric in rows:
         if marks is None:
             marks = artists[key] = ax.plot([], [], **style)[0]
-        marks.set_data(rows["ts"].to_numpy(), rows[metric].to_numpy())
+        marks.set_data(score_times(rows), rows[metric].to_numpy())
     elif marks is not None:
         marks.remove()
         artists[key] = None

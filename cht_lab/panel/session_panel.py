@@ -167,11 +167,13 @@ class SessionPanel(Panel):
         if det.empty:
             return [], 0
         newest = det.iloc[::-1].iloc[:limit]
+        # the frames table knows a capture by its onset (frame_index); the picture is the captured frame's
+        shown = newest["capture_frame_index"] if "capture_frame_index" in newest.columns else newest["frame_index"]
         tiles = []
-        for seg, fi, ts, score in zip(newest["segment"].to_numpy(), newest["frame_index"].to_numpy(),
-                                      newest["ts"].to_numpy(), newest[self.metric].to_numpy()):
-            seg, fi = int(seg), int(fi)
-            tiles.append(Tile(f"s{seg}-f{fi}", float(ts), float(score), self._captured.get((seg, fi)), seg, fi))
+        for seg, onset, fi, ts, score in zip(newest["segment"].to_numpy(), newest["frame_index"].to_numpy(),
+                                             shown.to_numpy(), newest["ts"].to_numpy(), newest[self.metric].to_numpy()):
+            seg, onset, fi = int(seg), int(onset), int(fi)
+            tiles.append(Tile(f"s{seg}-f{fi}", float(ts), float(score), self._captured.get((seg, onset)), seg, fi))
         return tiles, len(det)
 
     # ------------------------------------------------------------------ words

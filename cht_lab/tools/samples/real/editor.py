@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from cht_lab.tools.samples.real.child import owned_process
 from cht_lab.tools.samples.real.harness import PAGES, Rect, Script, centre, chromium, screen_box, viewport_origin
 from cht_lab.tools.samples.real.xvfb import RecordingUnavailable
 
@@ -66,10 +67,9 @@ def _jupyter_lab(root: Path) -> Iterator[str]:
     args = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
             "--ServerApp.token=", "--ServerApp.password=", f"--ServerApp.root_dir={root}",
             "--LabApp.expose_app_in_browser=True", "--ServerApp.disable_check_xsrf=True", "--allow-root"]
-    log_file = open(root / ".run-lab.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(args, env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=root)
     url = f"http://127.0.0.1:{port}"
-    try:
+    with open(root / ".run-lab.log", "wb") as log_file, \
+            owned_process(args, grace=15, env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=root) as proc:
         deadline = time.monotonic() + 90
         while True:
             try:
@@ -81,14 +81,6 @@ def _jupyter_lab(root: Path) -> Iterator[str]:
                                                + (root / ".run-lab.log").read_text()[-500:]) from None
                 time.sleep(0.5)
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log_file.close()
 
 
 _SETUP = """async (files) => {

@@ -13,6 +13,7 @@ for a person); CDP mouse events would hover without moving the drawn cursor.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import importlib.util
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cht_lab.ffmpeg import FfmpegProcess, MediaError, find_ffmpeg
+from cht_lab.tools.samples.real.child import owned_process
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,7 @@ class Display:
     def __init__(self, width: int = WIDTH, height: int = HEIGHT):
         self.width, self.height = width, height
         self.proc: subprocess.Popen[bytes] | None = None
+        self._owned = contextlib.ExitStack()
         self.name = ""
         self._fd = -1
 
@@ -66,9 +69,9 @@ class Display:
         r, w = os.pipe()  # the read end stays open while Xvfb runs: once it is closed, Xvfb accepts no client
         self._fd = r
         try:
-            self.proc = subprocess.Popen(
+            self.proc = self._owned.enter_context(owned_process(
                 ["Xvfb", "-displayfd", str(w), "-screen", "0", f"{self.width}x{self.height}x24", "-nolisten", "tcp",
-                 "-noreset"], pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 "-noreset"], pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         finally:
             os.close(w)
         ready, _, _ = select.select([r], [], [], 20)
@@ -84,13 +87,7 @@ class Display:
         return {**os.environ, "DISPLAY": self.name}
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self._owned.close()
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
