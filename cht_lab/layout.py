@@ -168,3 +168,15 @@ def work_dir_for(source: str | Path, data_dir: str | Path | None = None) -> Path
     p = Path(source).expanduser().resolve()
     digest = hashlib.sha1(str(p).encode("utf-8", "surrogateescape")).hexdigest()[:8]
     return Path(data_dir or default_data_dir()) / WORK_DIR / f"{p.name}-{digest}"
+
+
+def session_relative(path: str | Path, root: str | Path) -> str:
+    """`path` as the index stores it: relative to the session directory `root` when inside it
+    (sessions can be moved), else absolute."""
+    for candidate, base in ((Path(os.path.abspath(path)), Path(os.path.abspath(root))),
+                            (Path(path).resolve(), Path(root).resolve())):
+        try:
+            return candidate.relative_to(base).as_posix()
+        except ValueError:
+            continue
+    return str(Path(path).resolve())

@@ -27,17 +27,19 @@ from cht_lab._version import __version__
 from cht_lab.tuning import sweep as tuning
 from cht_lab.detect.decision import DEFAULT_MIN_GAP
 from cht_lab.ffmpeg import MediaError, probe
+from cht_lab.frame_table import (VIDEO_SIZES_KEY, capture_scenes, export_format, export_target, frame_index_table,
+                                 write_frames)
 from cht_lab.index.session_index import SessionIndex
-from cht_lab.tuning.labels import load_labels
+from cht_lab.layout import session_relative
+from cht_lab.session_labels import SessionLabels
 
 log = logging.getLogger(__name__)
 
 _RECORDING_KEY = "recording"  # metadata key: the external file a single-recording session reads
 _SOURCE_KEY = "source_dir"  # metadata key: the read-only directory a working directory works for
-_SIZES_KEY = "video_sizes"  # metadata key: {segment: [width, height]} seen while scoring
 
 
-class Session:
+class Session(SessionLabels):
     """A recorded session: its segments on one timeline, its index, its labels.
 
     Two directories, never confused:
@@ -114,7 +116,7 @@ class Session:
                     idx.update_metadata(**{_RECORDING_KEY: str(self._recording)})
                 if self.read_only_source:
                     idx.update_metadata(**{_SOURCE_KEY: str(self.source_dir)})
-                idx.update_metadata(segments=[{"index": s.index, "path": _rel(s.path, self.dir), "offset": s.offset}
+                idx.update_metadata(segments=[{"index": s.index, "path": session_relative(s.path, self.dir), "offset": s.offset}
                                               for s in self.segments])
                 if legacy.exists() and not self.read_only_source:
                     n = idx.import_legacy(legacy)
@@ -135,59 +137,6 @@ class Session:
     def id(self) -> str:
         """The source's name (a cht session is named by its start time)."""
         return self.source_dir.name
-
-    @property
-    def labels(self) -> pd.DataFrame | None:
-        """Ground truth from labels.csv: the events (None when there is no file); LabelsError when malformed.
-
-        Read from the working directory first, then the source: labels saved for a read-only
-        source (a bundled sample) go to the working directory and win over the source's own file.
-        Reviewed non-events (kind `none`) are left out: `read_labels(non_events=True)` has them.
-        """
-        return self.read_labels()
-
-    # ------------------------------------------------------------------ labels (cht_lab.tuning.labels)
-
-    @property
-    def labels_path(self) -> Path:
-        """Where `save_labels()` writes: labels.csv in the working directory (the source's for a writable one)."""
-        return self.dir / layout.LABELS_CSV
-
-    def read_labels(self, non_events: bool = False) -> pd.DataFrame | None:
-        """labels.csv of the working directory, else of the source (None when neither has one)."""
-        for folder in dict.fromkeys((self.dir, self.source_dir)):
-            path = folder / layout.LABELS_CSV
-            if path.exists():
-                return load_labels(path, non_events=non_events)
-        return None
-
-    def save_labels(self, labels: Any = None) -> Path:
-        """Write `labels` (default: the current ones, non-events kept) to `labels_path`, atomically."""
-        from cht_lab.tuning.labels import save_labels
-
-        if labels is None:
-            labels = self.read_labels(non_events=True)
-        return save_labels(self.labels_path, labels)
-
-    def set_labels(self, labels: Any) -> pd.DataFrame:
-        """Replace every label (a DataFrame time,end,kind,note, a path, or a list of cut times) and save."""
-        from cht_lab.tuning.labels import as_labels
-
-        rows = as_labels(labels, self.labels_path, non_events=True)
-        self.save_labels(rows)
-        return rows
-
-    def add_label(self, time: float, kind: str = "cut", end: float | None = None, note: str = "") -> pd.DataFrame:
-        """Add one row (an event, or kind `none` for a reviewed non-event) and save; returns every row."""
-        from cht_lab.tuning.labels import add_row
-
-        return self.set_labels(add_row(self.read_labels(non_events=True), time, kind, end, note))
-
-    def remove_label(self, time: float, tolerance: float = 1e-3) -> pd.DataFrame:
-        """Remove the rows within `tolerance` s of `time` and save; LabelsError when there is none."""
-        from cht_lab.tuning.labels import remove_rows
-
-        return self.set_labels(remove_rows(self.read_labels(non_events=True), time, tolerance, self.labels_path))
 
     def review(self, metric: str | None = None, **options: Any) -> Any:
         """A label review of this session's candidates (`cht_lab.tuning.review.Review`), saved after every decision."""
@@ -226,8 +175,6 @@ class Session:
         Manual captures in the index are kept. A session without scores but with captured frames
         (cht captured them live) gives those as stored; with neither, RuntimeError says to score.
         """
-        from cht_lab.index.schema import FRAMES_SCHEMA, TABLES, UNKNOWN_INT, to_pandas
-
         scores = self.scores()
         if scores.empty:
             stored = self.frames()
@@ -241,64 +188,7 @@ class Session:
             self.capture_frames(threshold, metric, min_gap)
         stored = self.frames()
         det = tuning.scenes(scores, threshold, metric=metric, min_gap=min_gap)
-        out = pd.DataFrame({
-            "ts": det["ts"].to_numpy(dtype="float64"), "pts": det["pts"].to_numpy(dtype="float64"),
-            "segment": det["segment"].to_numpy(dtype="int32"), "frame_index": det["frame_index"].to_numpy(dtype="int64"),
-            "score": det[metric].to_numpy(dtype="float64"),
-            "capture_ts": det["capture_ts"].to_numpy(dtype="float64"),
-            "capture_frame_index": det["capture_frame_index"].to_numpy(dtype="int64"),
-        })
-        revisit_frame = det["revisit_frame"].to_numpy(dtype="int64")
-        out["metric"], out["threshold"], out["kind"] = metric, threshold, "scene"
-        captured = ["id", "path", "width", "height", "bytes", "captured_at", "sent_to_agent"]
-        if not stored.empty:
-            known = stored[["segment", "frame_index", *captured]].drop_duplicates(["segment", "frame_index"])
-            out = out.merge(known.astype({"segment": "int32", "frame_index": "int64"}),
-                            on=["segment", "frame_index"], how="left")
-        else:
-            for c in captured:
-                out[c] = None
-        ids = dict(zip(zip(out["segment"].tolist(), out["capture_frame_index"].tolist()), out["id"].tolist()))
-        out["revisit_of"] = [ids.get((s, f)) if f >= 0 else None for s, f in zip(out["segment"].tolist(),
-                                                                                 revisit_frame.tolist())]
-        missing = out["id"].isna()
-        if missing.any():
-            sizes = self._video_sizes(sorted(set(out.loc[missing, "segment"].astype(int))))
-            for c, i in (("width", 0), ("height", 1)):
-                out[c] = [int(v) if pd.notna(v) else sizes.get(int(s), (UNKNOWN_INT, UNKNOWN_INT))[i]
-                          for v, s in zip(out[c], out["segment"])]
-            out["bytes"] = pd.to_numeric(out["bytes"]).fillna(UNKNOWN_INT).astype("int64")
-            out["sent_to_agent"] = out["sent_to_agent"].eq(True)
-            log.info("%d of %d detections have no JPEG yet (capture=True writes them)", int(missing.sum()), len(out))
-        if not stored.empty and "kind" in stored:
-            manual = stored[stored["kind"] == "manual"]
-            keys = set(zip(out["segment"], out["frame_index"]))
-            manual = manual[[(s, f) not in keys for s, f in zip(manual["segment"], manual["frame_index"])]]
-            if not manual.empty:
-                out = pd.concat([out, manual[FRAMES_SCHEMA.names]], ignore_index=True)
-        out = out.sort_values("ts", kind="stable", ignore_index=True)[FRAMES_SCHEMA.names]
-        import pyarrow as pa
-
-        out["captured_at"] = pd.to_datetime(out["captured_at"], utc=True)
-        table = pa.Table.from_pandas(out, schema=FRAMES_SCHEMA, preserve_index=False)
-        return to_pandas(TABLES["frames"], table)
-
-    def _video_sizes(self, segments: list[int]) -> dict[int, tuple[int, int]]:
-        """Picture size of each segment (captures are full size): from scoring, else the header."""
-        stored = self.metadata().get(_SIZES_KEY) or {}
-        sizes = {int(k): (int(v[0]), int(v[1])) for k, v in stored.items()}
-        by_index = {s.index: s for s in self.segments}
-        for seg in segments:
-            if seg in sizes or seg not in by_index:
-                continue
-            from cht_lab.ffmpeg import video_header
-
-            try:
-                h = video_header(by_index[seg].path)
-                sizes[seg] = (int(h.width), int(h.height))
-            except (MediaError, OSError) as exc:
-                log.warning("picture size of segment %d unknown (-1): %s", seg, exc)
-        return sizes
+        return frame_index_table(self, det, stored, threshold, metric)
 
     def export(self, path: str | os.PathLike[str], format: str | None = None, table: str = "frames", *,
                threshold: float | None = None, metric: str | None = None, min_gap: float | None = None,
@@ -311,11 +201,11 @@ class Session:
         one raises RuntimeError naming what to run first, rather than writing a file with a header.
         A relative path lands in the working directory `dir`; nothing goes inside index/.
         """
-        fmt = _export_format(path, format)
+        fmt = export_format(path, format)
         if table == "frames":
             frames = self.frame_index(threshold, metric, min_gap, capture=capture)
-            dest = _export_target(self.dir, path)
-            _write_frames(dest, frames, fmt)
+            dest = export_target(self.dir, path)
+            write_frames(dest, frames, fmt)
             if frames.empty:
                 log.warning("%s: exported an empty frame index: %s", dest, self.why_no_detections(threshold, metric,
                                                                                                    min_gap))
@@ -357,7 +247,7 @@ class Session:
         done = dict(self.metadata().get("scored", {}))
         todo = []
         for seg in self.segments:
-            key = _rel(seg.path, self.dir)
+            key = session_relative(seg.path, self.dir)
             stamp = {"signature": signature, "size": seg.path.stat().st_size, "offset": seg.offset}
             if force or done.get(key) != stamp:
                 todo.append((seg, key, stamp))
@@ -367,12 +257,12 @@ class Session:
             return self.scores()
         import time
 
-        sizes = dict(self.metadata().get(_SIZES_KEY) or {})
+        sizes = dict(self.metadata().get(VIDEO_SIZES_KEY) or {})
         with self._writer() as idx:
             if len(todo) != len(self.segments) or done or not self.scores().empty:
                 # a partial re-score, or rows a live run wrote: the simplest correct thing is to rebuild
                 idx.clear("scores")
-                todo = [(seg, _rel(seg.path, self.dir),
+                todo = [(seg, session_relative(seg.path, self.dir),
                          {"signature": signature, "size": seg.path.stat().st_size, "offset": seg.offset})
                         for seg in self.segments]
                 done = {}
@@ -388,7 +278,7 @@ class Session:
                 backend_used = result.attrs.get("backend", backend_used)
                 if result.attrs.get("width") and result.attrs.get("height"):
                     sizes[str(seg.index)] = [int(result.attrs["width"]), int(result.attrs["height"])]
-                idx.update_metadata(scored=done, backend=backend_used, **{_SIZES_KEY: sizes})
+                idx.update_metadata(scored=done, backend=backend_used, **{VIDEO_SIZES_KEY: sizes})
                 log.info("segment %d: %d frames scored in %.1f s; %s", seg.index, len(result),
                          time.monotonic() - t0, result.attrs.get("backend_reason", backend_used))
                 if result.attrs.get("error"):
@@ -435,42 +325,15 @@ class Session:
                        min_gap: float | None = None, quality: int = 90) -> pd.DataFrame:
         """Write the JPEGs of `scenes()` into the working directory's frames/ and the frames table
         (one decode per segment)."""
-        from datetime import datetime, timezone
-
-        from cht_lab.detect.capture import capture_frames
-
         threshold, metric, min_gap = self.resolve(threshold, metric, min_gap)
         wanted = self.scenes(threshold, metric, min_gap)
         existing = self.frames()
         have = set(zip(existing["segment"], existing["frame_index"])) if not existing.empty else set()
-        known = {} if existing.empty else {  # (segment, captured frame) -> id, for revisits
-            (int(sg), int(c if c >= 0 else f)): i for sg, c, f, i in zip(existing["segment"], existing["capture_frame_index"],
-                                                                        existing["frame_index"], existing["id"])}
         wanted = wanted[[(s, f) not in have for s, f in zip(wanted["segment"], wanted["frame_index"])]]
         if wanted.empty:
             return self.frames()
-        log.info("capturing %d frames into %s", len(wanted), self.dir / layout.FRAMES_DIR)
-        (self.dir / layout.FRAMES_DIR).mkdir(exist_ok=True)
-        by_segment = {s.index: s for s in self.segments}
         with self._writer() as idx:
-            for seg_no, rows in wanted.groupby("segment", sort=True):
-                seg = by_segment[int(seg_no)]
-                ids = [idx.next_frame_id() for _ in range(len(rows))]
-                paths = [self.dir / layout.FRAMES_DIR / f"{i}.jpg" for i in ids]
-                shots = capture_frames(seg.path, rows["capture_frame_index"].tolist(), paths, quality=quality)
-                now = datetime.now(timezone.utc)
-                for fid, r in zip(ids, rows.itertuples(index=False)):
-                    known[(int(r.segment), int(r.capture_frame_index))] = fid
-                idx.append_frames([
-                    {"id": fid, "ts": float(r.ts), "pts": float(r.pts), "segment": int(r.segment),
-                     "frame_index": int(r.frame_index), "score": float(getattr(r, metric)), "metric": metric,
-                     "threshold": threshold, "kind": "scene", "path": _rel(p, self.dir),
-                     "width": shot["width"], "height": shot["height"], "bytes": shot["bytes"],
-                     "captured_at": now, "sent_to_agent": False, "capture_ts": float(r.capture_ts),
-                     "capture_frame_index": int(r.capture_frame_index),
-                     "revisit_of": known.get((int(r.segment), int(r.revisit_frame))) if r.revisit_frame >= 0 else None}
-                    for fid, r, p, shot in zip(ids, rows.itertuples(index=False), paths, shots)
-                ])
+            capture_scenes(self, idx, wanted, existing, threshold, metric, quality)
         return self.frames()
 
     def extract_audio(self, **chunking: Any) -> pd.DataFrame:
@@ -542,14 +405,6 @@ class Session:
         return SessionPanel(self, **kwargs)
 
 
-def _rel(path: Path, root: Path) -> str:
-    """Path relative to the session directory when inside it (sessions can be moved), else absolute."""
-    try:
-        return Path(path).resolve().relative_to(root).as_posix()
-    except ValueError:
-        return str(Path(path).resolve())
-
-
 def _stored_source(directory: Path) -> Path | None:
     """The source a working directory works for, as its index names it (None: it is its own source)."""
     if not (directory / layout.INDEX_DIR).is_dir():
@@ -575,47 +430,6 @@ def _placement(opened: Path, *, single: bool) -> tuple[Path, Path]:
     if not single and layout.is_read_only(opened):
         return opened, layout.work_dir_for(opened)
     return opened, opened
-
-
-def _export_format(path: str | os.PathLike[str], format: str | None) -> str:
-    from cht_lab.index.session_index import EXPORT_FORMATS
-
-    fmt = str(format).lower().lstrip(".") if format else ("csv" if str(path).lower().endswith(".csv") else "parquet")
-    if fmt not in EXPORT_FORMATS:
-        raise ValueError(f"unknown export format {format!r}: use one of {', '.join(EXPORT_FORMATS)}")
-    return fmt
-
-
-def _export_target(work_dir: Path, path: str | os.PathLike[str]) -> Path:
-    """Where an export goes: a relative path inside the working directory, an absolute one as given;
-    never inside index/ (the same rule as SessionIndex.export)."""
-    dest = Path(path).expanduser()
-    relative = not dest.is_absolute()
-    dest = (work_dir / dest if relative else dest).resolve(strict=False)
-    if relative and work_dir not in dest.parents:
-        raise ValueError(f"{path}: a relative export path stays inside the session directory {work_dir}; "
-                         "give an absolute path to write elsewhere")
-    index_dir = work_dir / layout.INDEX_DIR
-    if dest == index_dir or index_dir in dest.parents:
-        raise ValueError(f"{dest}: cannot export into {index_dir} (the index's own folder); choose a path elsewhere")
-    if dest.is_dir():
-        raise ValueError(f"{dest}: is a directory; give a file name to export to")
-    return dest
-
-
-def _write_frames(dest: Path, frames: pd.DataFrame, fmt: str) -> None:
-    """Write the frame index atomically (a reader never sees half a file), in the index's schema."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from cht_lab.atomic import write_atomic
-    from cht_lab.index.schema import FRAMES_SCHEMA
-
-    if fmt == "parquet":
-        table = pa.Table.from_pandas(frames, schema=FRAMES_SCHEMA, preserve_index=False)
-        write_atomic(dest, lambda p: pq.write_table(table, p, compression="zstd"), to_path=True, mkdir=True)
-    else:
-        write_atomic(dest, lambda f: frames.to_csv(f, index=False), text=True, mkdir=True)
 
 
 def open_session(path: str | os.PathLike[str], *, work_dir: str | os.PathLike[str] | None = None) -> Session:

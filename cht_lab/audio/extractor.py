@@ -409,8 +409,5 @@ class AudioExtractor:
                 pass
 
     def _rel(self, path: Path) -> str:
-        try:
-            return Path(os.path.abspath(path)).relative_to(self.session_dir).as_posix()
-        except ValueError:
-            return str(os.path.abspath(path))
+        return layout.session_relative(path, self.session_dir)
 

@@ -101,7 +101,7 @@ def segment_jobs(session: Any) -> list[SegmentJob]:
     """The segments with the stamps Session.score compares (same keys, same values)."""
     from cht_lab._version import __version__
     from cht_lab.detect import decode, scoring
-    from cht_lab.session import _rel
+    from cht_lab.layout import session_relative as _rel
 
     signature = {"version": __version__, "width": decode.ANALYSIS_WIDTH, "metrics": list(scoring.METRICS)}
     return [SegmentJob(seg.index, str(seg.path), float(seg.offset), _rel(seg.path, session.dir),
@@ -167,7 +167,7 @@ def _open_writer(work_dir: Path, lock_wait: float) -> Any:
 
 def commit_session(plan: SessionPlan, *tables: pd.DataFrame | Failure, lock_wait: float = LOCK_WAIT) -> dict[str, Any]:
     """Task: write a session's score tables into its index under the writer lock, as Session.score does."""
-    from cht_lab.session import _SIZES_KEY
+    from cht_lab.frame_table import VIDEO_SIZES_KEY as _SIZES_KEY
 
     failed = [t for t in tables if isinstance(t, Failure)]
     seconds = sum(float(t.attrs.get("seconds", 0.0)) for t in tables if not isinstance(t, Failure))
