@@ -352,13 +352,15 @@ def test_capture_now_and_lifecycle(cuts, session):
     det = Detector(FileSource(cuts, realtime=True), session_dir=session_dir, index=idx, threshold=5.0,
                         on_frames=got.extend)
     det.start()
-    wait_for(lambda: det.status["frames"] >= 10, what="a few frames")
-    row = det.capture_now()
-    assert row is not None and row["kind"] == "manual" and (session_dir / row["path"]).is_file()
-    assert got and got[-1]["id"] == row["id"]
-    img = Image.open(io.BytesIO((session_dir / row["path"]).read_bytes()))
-    assert img.size == (W, H) and row["bytes"] == (session_dir / row["path"]).stat().st_size
-    det.stop()
+    try:
+        wait_for(lambda: det.status["frames"] >= 10, what="a few frames")
+        row = det.capture_now()
+        assert row is not None and row["kind"] == "manual" and (session_dir / row["path"]).is_file()
+        assert got and got[-1]["id"] == row["id"]
+        img = Image.open(io.BytesIO((session_dir / row["path"]).read_bytes()))
+        assert img.size == (W, H) and row["bytes"] == (session_dir / row["path"]).stat().st_size
+    finally:
+        det.stop()
     det.stop()  # twice is fine
     assert det.status["state"] == "stopped" and det.ffmpeg_pid is None
     assert row["id"] in set(idx.frames()["id"])

@@ -201,12 +201,17 @@ class SceneDetector:
         runner = self._runner
         if runner is None or self._stop.is_set() or not self.capturer.alive:
             return None
-        for where, seq, value in reversed(list(self.pipeline.recent)):  # the newest frame still pinned
-            full = runner.full_frame(seq, timeout=0.5)
+        # the newest scored frame: its full-resolution picture is kept until the decode moves on; a
+        # busy machine may let it move on first, then the next newest is tried, until none is newer
+        tried = -1
+        while True:
+            recent = list(self.pipeline.recent)
+            if not recent or recent[-1][1] == tried:
+                return None
+            where, tried, value = recent[-1]
+            full = runner.full_frame(tried, timeout=0.5)
             if full is not None:
                 break
-        else:
-            return None
         job = self.pipeline.manual_job(where, value, full)
         self.capturer.put(job)
         if not job.done.wait(timeout):  # type: ignore[union-attr]
