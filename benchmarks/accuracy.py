@@ -480,7 +480,7 @@ def fmt(f1: float, thr: float | None = None, digits: int = 3) -> str:
 
 
 def print_table(rows: list[dict[str, Any]], psd: bool) -> None:
-    header = ["sample", "events", "cht_lab default", "LOO (metric thr)", "best (thr)", "onset |frames| mean/max",
+    header = ["sample", "events", "cht_lab default", "LOO (metric thr)", "best (thr)", "onset (frames) mean / max",
               "ffmpeg default", "ffmpeg best (thr)"]
     if psd:
         header += ["Content default", "Content best (thr)", "Adaptive default", "Adaptive best (thr)"]
