@@ -27,6 +27,7 @@ How a frame is read (analysis frames: Y, and U/V at half size when the decode gi
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from typing import Any
@@ -66,6 +67,14 @@ REVISIT_MEMORY = 64  # remembered pictures (luma + block means: ~70 KB each at 3
 TIMES = 1 << 13  # frames whose times are kept for onsets (4.5 min at 30 fps; older onsets are clamped)
 
 
+def _words(x: np.ndarray) -> np.ndarray:
+    """A contiguous uint8 array seen as the widest machine words its lines allow (fewer, cheaper compares)."""
+    for dt in (np.uint64, np.uint32, np.uint16):
+        if x.shape[-1] % np.dtype(dt).itemsize == 0 and x.flags.c_contiguous:
+            return x.view(dt)
+    return x
+
+
 class EventScorer:
     """Stateful `event` metric for one stream (see the module docstring).
 
@@ -87,6 +96,10 @@ class EventScorer:
         self._lut = np.floor(self.p["pix_noise"] + k * np.arange(256)).astype(np.int16)  # threshold by gradient
         self._noise = np.uint8(min(255, int(self.p["pix_noise"])))
         self._pix_count = int(self.p["pix_count"])
+        # _count's masks over flattened blocks: 0 where a neighbour pair crosses a block line / a block
+        i = np.arange(self.rows * self.cols * b * b)
+        self._hmask = (i[:-1] % b != b - 1).astype(np.int16)
+        self._vmask = ((i[:-b] // b) % b != b - 1).astype(np.int16)
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -104,6 +117,7 @@ class EventScorer:
         self._ref_c = np.zeros((2, hh, hw), np.uint8)
         self._ref_means = np.zeros((3, R, C), np.float32)
         self._ref_tex = np.zeros((R, C), np.float32)
+        self._ref_lim = self._mean_limit(self._ref_tex)
         self._since = np.full((R, C), np.inf)  # first move after the block's last rebase
         self._last_mod = np.full((R, C), -np.inf)  # last time any pixel (or mean) of the block changed
         self._act = np.zeros((R, C), np.float32)
@@ -135,10 +149,10 @@ class EventScorer:
 
     def _changed_rows(self, cy: np.ndarray, cc: np.ndarray, py: np.ndarray, pc: np.ndarray) -> np.ndarray:
         """Block rows in which any pixel differs between two pictures (a still screen: none)."""
-        b = self.block
-        rows = (cy != py).reshape(self.rows, b * self.pw).any(axis=1)
+        # compared as machine words (8 pixels at once): a word differs iff one of its bytes does
+        rows = (_words(cy) != _words(py)).reshape(self.rows, -1).any(axis=1)
         if self._chroma:
-            rows |= (cc != pc).reshape(2, self.rows, -1).any(axis=(0, 2))
+            rows |= (_words(cc) != _words(pc)).reshape(2, self.rows, -1).any(axis=2).any(axis=0)
         return np.flatnonzero(rows)
 
     def _texture(self, y: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -161,16 +175,28 @@ class EventScorer:
     def _count(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
         """Per block (k, b, b): pixels of A differing from B by more than pix_noise + grad_slack x B's
         local gradient (the larger difference to a neighbour inside the block)."""
-        Bi = B.astype(np.int16)
-        g = np.zeros(Bi.shape, np.int16)
-        dx = np.abs(np.diff(Bi, axis=2))
-        g[:, :, 1:] = dx
-        np.maximum(g[:, :, :-1], dx, out=g[:, :, :-1])
-        dy = np.abs(np.diff(Bi, axis=1))
-        np.maximum(g[:, 1:], dy, out=g[:, 1:])
-        np.maximum(g[:, :-1], dy, out=g[:, :-1])
-        d = np.abs(A.astype(np.int16) - Bi)
-        return (d > self._lut[g]).reshape(d.shape[0], -1).sum(axis=1)
+        # On the flattened blocks (long contiguous loops instead of numpy's slow inner loops of b - 1):
+        # neighbours are 1 apart (left/right) and b apart (up/down); pairs across a block line or a
+        # block are zeroed by the masks, so g is the same as on the (k, b, b) blocks.
+        k, b = B.shape[0], self.block
+        n = k * b * b
+        F = B.reshape(n).astype(np.int16)
+        h = F[1:] - F[:-1]
+        np.abs(h, out=h)
+        h *= self._hmask[: n - 1]
+        v = F[b:] - F[:-b]
+        np.abs(v, out=v)
+        v *= self._vmask[: n - b]
+        g = np.empty(n, np.int16)
+        g[0] = 0
+        g[1:] = h
+        np.maximum(g[:-1], h, out=g[:-1])
+        np.maximum(g[b:], v, out=g[b:])
+        np.maximum(g[:-b], v, out=g[:-b])
+        d = A.reshape(n).astype(np.int16)
+        d -= F
+        np.abs(d, out=d)
+        return (d > self._lut.take(g)).reshape(k, -1).sum(axis=1)
 
     def _pixels_moved(self, a: np.ndarray, b: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(blocks with any pixel beyond pix_noise, blocks with pix_count such pixels after the gradient
@@ -191,17 +217,22 @@ class EventScorer:
             out[rr, cc] = self._count(self._gather(a, rr, cc), self._gather(b, rr, cc)) >= self._pix_count
         return touched, out
 
-    def _means_differ(self, ma: np.ndarray, mb: np.ndarray, tex: np.ndarray, slack: float = 1.0) -> np.ndarray:
-        p = self.p
-        out = np.abs(ma[0] - mb[0]) > slack * (p["mean_noise"] + p["mean_texture"] * tex)
+    def _mean_limit(self, tex: np.ndarray) -> np.ndarray:
+        """How far a block's mean luma may move with texture `tex` (kept for the reference as _ref_lim)."""
+        return self.p["mean_noise"] + self.p["mean_texture"] * tex
+
+    def _means_differ(self, ma: np.ndarray, mb: np.ndarray, lim: np.ndarray) -> np.ndarray:
+        """Blocks whose mean luma moves by more than `lim` or mean chroma by more than chroma_noise."""
+        d = np.abs(ma - mb)  # the three planes at once
+        out = d[0] > lim
         if self._chroma:
-            out |= np.abs(ma[1] - mb[1]) + np.abs(ma[2] - mb[2]) > slack * p["chroma_noise"]
+            out |= d[1] + d[2] > self.p["chroma_noise"]
         return out
 
-    def _differ(self, ya: np.ndarray, ma: np.ndarray, yb: np.ndarray, mb: np.ndarray, tex: np.ndarray,
+    def _differ(self, ya: np.ndarray, ma: np.ndarray, yb: np.ndarray, mb: np.ndarray, lim: np.ndarray,
                 only: np.ndarray) -> np.ndarray:
         """Blocks of `only` where picture a differs from picture b."""
-        out = self._means_differ(ma, mb, tex) & only
+        out = self._means_differ(ma, mb, lim) & only
         rr, cc = np.nonzero(only & ~out)
         if rr.size:
             out[rr, cc] = self._count(self._gather(ya, rr, cc), self._gather(yb, rr, cc)) >= self._pix_count
@@ -277,7 +308,7 @@ class EventScorer:
             return 0.0, 0, 0
         prev = (slot - 1) % self._ring_len
         pm = self._means[prev]
-        tex = self._ref_tex
+        lim = self._ref_lim
         # what moved since the previous frame: only block rows with a changed pixel are looked at
         rows = self._changed_rows(cy, cc, self._y[prev], self._c[prev])
         cm[...] = pm
@@ -295,7 +326,7 @@ class EventScorer:
         touched, moved = self._pixels_moved(cy, self._y[prev], rows)
         if rows.size:
             mean_moved = np.zeros_like(moved)
-            mean_moved[rows] = self._means_differ(cm[:, rows], pm[:, rows], tex[rows])
+            mean_moved[rows] = self._means_differ(cm[:, rows], pm[:, rows], lim[rows])
             touched[rows] |= mean_moved[rows] | (cm[0, rows] != pm[0, rows])
             self._last_mod[touched] = t
             self._last_change = t
@@ -305,7 +336,7 @@ class EventScorer:
         if old is not None and old != prev:
             recent = (self._last_mod > self._t[old]) & ~moved & ~self._was_volatile
             if recent.any():
-                moved |= self._differ(cy, cm, self._y[old], self._means[old], tex, only=recent)
+                moved |= self._differ(cy, cm, self._y[old], self._means[old], lim, only=recent)
         # volatility: only from frames where a part of the screen moves
         decay = math.exp(-(t - self._t[prev]) / p["volatile_tau"])
         if np.count_nonzero(moved) <= p["global_frac"] * self.n_blocks:
@@ -317,10 +348,11 @@ class EventScorer:
         self._was_volatile = volatile
         self._since[moved & ~np.isfinite(self._since)] = t
         # cuts: a frame where much more of the screen jumps than around it
-        jump = np.abs(cm[0] - pm[0]) > p["jump_level"]
+        dm = np.abs(cm - pm)
+        jump = dm[0] > p["jump_level"]
         if self._chroma:
-            jump |= np.abs(cm[1] - pm[1]) + np.abs(cm[2] - pm[2]) > p["jump_level"]
-        self._check_cut(t, n, float(jump.mean()))
+            jump |= dm[1] + dm[2] > p["jump_level"]
+        self._check_cut(t, n, np.count_nonzero(jump) / self.n_blocks)  # == jump.mean()
         moving = moved & ~volatile
         rest = int(np.count_nonzero(moving)) <= p["rest_level"] * self.n_blocks
         if self._pending_cut is not None and t - self._pending_cut[0] >= p["window"] - 1e-6:
@@ -338,7 +370,7 @@ class EventScorer:
         cand = np.isfinite(self._since) & ~volatile
         if not cand.any():
             return 0.0, 0, 0
-        differ = self._differ(cy, cm, self._ref_y, self._ref_means, tex, only=cand)
+        differ = self._differ(cy, cm, self._ref_y, self._ref_means, lim, only=cand)
         self._since[cand & ~differ & ~moving] = np.inf  # changed, then came back to the reference
         settled = differ & ~moving
         if not settled.any():
@@ -381,7 +413,8 @@ class EventScorer:
         p = self.p
         if self._jumps:
             t_prev, j_prev = self._jumps[-1]
-            before = [j for (tt, j) in list(self._jumps)[:-1] if tt >= t_prev - p["window"] - 1e-9]
+            since = t_prev - p["window"] - 1e-9
+            before = [j for (tt, j) in itertools.islice(self._jumps, len(self._jumps) - 1) if tt >= since]
             base = max(before) if before else 0.0
             if j_prev >= p["cut_level"] and j_prev >= base + p["cut_margin"] and j_prev >= jf + p["cut_margin"]:
                 self._pending_cut = (t_prev, n - 1)
@@ -434,7 +467,7 @@ class EventScorer:
         inside_max = p["revisit_tol"] * np.count_nonzero(changed & quiet) + 2
         everything = np.arange(self.rows)
         for n_then, means, tex, y_then in reversed(self._landmarks):
-            differ = self._means_differ(cm, means, np.maximum(tex, self._ref_tex)) & quiet
+            differ = self._means_differ(cm, means, self._mean_limit(np.maximum(tex, self._ref_tex))) & quiet
             if np.count_nonzero(differ & changed) > inside_max:
                 continue
             differ |= self._pixels_moved(cy, y_then, everything)[1] & quiet
@@ -452,6 +485,7 @@ class EventScorer:
         self._ref_c.reshape(2, R, hb, C, hb)[:, rr, :, cc, :] = self._c[slot].reshape(2, R, hb, C, hb)[:, rr, :, cc, :]
         self._ref_means[:, mask] = self._means[slot][:, mask]
         self._ref_tex[mask] = self._texture(self._ref_y, mask)[mask]
+        self._ref_lim = self._mean_limit(self._ref_tex)
         self._since[mask] = np.inf
 
     def _rebase_all(self, slot: int) -> None:
@@ -459,4 +493,5 @@ class EventScorer:
         self._ref_c[...] = self._c[slot]
         self._ref_means[...] = self._means[slot]
         self._ref_tex[...] = self._texture(self._ref_y)
+        self._ref_lim = self._mean_limit(self._ref_tex)
         self._since[...] = np.inf

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from cht_lab.detect.scoring.event import _words
+
 log = logging.getLogger(__name__)
 
 BLOCK_METRICS: tuple[str, ...] = ("pixels", "blocks", "lookback", "settled")
@@ -95,6 +97,9 @@ class BlockScorer:
         self._ring_pts = np.full(self._ring_len, -np.inf)
         self._ref = np.zeros((ph, pw), np.uint8)
         self._diff = np.empty((ph, pw), np.uint8)
+        # with a non-negative floor, blocks equal in two frames never count as changed: comparisons may
+        # skip them (see _frame_sums and the `settled` shortcut in update)
+        self._floor_ok = bool((self._limit >= 0).all())
         self._shape_ready = True
 
     def reset(self) -> None:
@@ -124,6 +129,23 @@ class BlockScorer:
         bs = self.block
         rows = d.reshape(self.rows, bs, -1).sum(axis=1, dtype=np.uint32)
         return rows.reshape(self.rows, self.cols, bs).sum(axis=2)
+
+    def _frame_sums(self, cur: np.ndarray, prev: np.ndarray) -> np.ndarray:
+        """_block_sums(cur, prev), computed only in the block rows where a pixel differs (typing, the
+        cursor: a row or two); the other rows' sums are 0."""
+        changed = (_words(cur) != _words(prev)).reshape(self.rows, -1).any(axis=1)
+        rows = np.flatnonzero(changed)
+        if 2 * rows.size > self.rows:
+            return self._block_sums(cur, prev)
+        sums = np.zeros((self.rows, self.cols), np.uint64)
+        if rows.size:
+            bs, pw = self.block, self.cols * self.block
+            a = cur.reshape(self.rows, bs, pw)[rows]
+            b = prev.reshape(self.rows, bs, pw)[rows]
+            d = np.maximum(a, b)
+            d -= np.minimum(a, b)
+            sums[rows] = d.sum(axis=1, dtype=np.uint32).reshape(rows.size, self.cols, bs).sum(axis=2)
+        return sums
 
     def _changed_since(self, cur: np.ndarray, old: np.ndarray, t_old: float, steady: np.ndarray) -> np.ndarray:
         """Per-block boolean: steady blocks whose mean |cur - old| is above the noise floor.
@@ -189,7 +211,7 @@ class BlockScorer:
         cur = self._ring[slot]
         n = float(self.n_blocks)
 
-        sums = self._block_sums(cur, self._ring[prev_slot])
+        sums = self._frame_sums(cur, self._ring[prev_slot])
         pixels = float(sums.sum()) / (h * w * 255.0)
         self._modified[sums > 0] = t
         c1 = sums > self._limit
@@ -230,7 +252,10 @@ class BlockScorer:
                 emit = True  # never settles (a long animation): report what changed so far
                 self._moving_since = t
         if emit:
-            settled = float(np.count_nonzero(self._changed_since(cur, self._ref, self._ref_t, steady))) / n
+            if self._ref_t == prev_t and self._prev_pts is not None and self._floor_ok:
+                settled = f1  # the reference is the previous frame: the same blocks as `blocks` changed
+            else:
+                settled = float(np.count_nonzero(self._changed_since(cur, self._ref, self._ref_t, steady))) / n
             self._ref[...] = cur
             self._ref_t = t
         self._prev_pts = t

@@ -44,13 +44,14 @@ class Group:
 
 def _runs(present: np.ndarray, gap: int) -> list[tuple[int, int]]:
     """[start, stop) runs of True in a 1-D array, joining runs separated by fewer than `gap` False."""
-    idx = np.flatnonzero(present)
-    if idx.size == 0:
-        return []
-    breaks = np.flatnonzero(np.diff(idx) > gap)
-    starts = np.r_[idx[0], idx[breaks + 1]]
-    stops = np.r_[idx[breaks] + 1, idx[-1] + 1]
-    return list(zip(starts.tolist(), stops.tolist()))
+    # in plain Python: the arrays are a few dozen blocks long, numpy calls would cost more
+    out: list[tuple[int, int]] = []
+    for i in np.flatnonzero(present).tolist():
+        if out and i - out[-1][1] + 1 <= gap:
+            out[-1] = (out[-1][0], i + 1)
+        else:
+            out.append((i, i + 1))
+    return out
 
 
 def groups(mask: np.ndarray, gap: int = 1, depth: int = 6) -> list[Group]:
