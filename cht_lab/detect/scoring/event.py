@@ -143,9 +143,10 @@ class EventScorer:
         b = self.block
         np.multiply(self._bsum(y, b), 1.0 / (b * b), out=out[0])
         if self._chroma:
-            hb = b // 2
-            np.multiply(self._bsum(c[0], hb), 1.0 / (hb * hb), out=out[1])
-            np.multiply(self._bsum(c[1], hb), 1.0 / (hb * hb), out=out[2])
+            hb = b // 2  # both chroma planes in one pass (the same sums as plane by plane)
+            k = c.shape[1] // hb
+            s = c.reshape(2, k, hb, self.pw // 2).sum(axis=2, dtype=np.uint16).reshape(2, k, self.cols, hb).sum(axis=3)
+            np.multiply(s, 1.0 / (hb * hb), out=out[1:])
 
     def _changed_rows(self, cy: np.ndarray, cc: np.ndarray, py: np.ndarray, pc: np.ndarray) -> np.ndarray:
         """Block rows in which any pixel differs between two pictures (a still screen: none)."""
@@ -223,7 +224,8 @@ class EventScorer:
 
     def _means_differ(self, ma: np.ndarray, mb: np.ndarray, lim: np.ndarray) -> np.ndarray:
         """Blocks whose mean luma moves by more than `lim` or mean chroma by more than chroma_noise."""
-        d = np.abs(ma - mb)  # the three planes at once
+        # the three planes at once (luma only without chroma: the chroma planes then hold no data)
+        d = np.abs(ma - mb) if self._chroma else np.abs(ma[:1] - mb[:1])
         out = d[0] > lim
         if self._chroma:
             out |= d[1] + d[2] > self.p["chroma_noise"]
@@ -348,7 +350,7 @@ class EventScorer:
         self._was_volatile = volatile
         self._since[moved & ~np.isfinite(self._since)] = t
         # cuts: a frame where much more of the screen jumps than around it
-        dm = np.abs(cm - pm)
+        dm = np.abs(cm - pm) if self._chroma else np.abs(cm[:1] - pm[:1])
         jump = dm[0] > p["jump_level"]
         if self._chroma:
             jump |= dm[1] + dm[2] > p["jump_level"]
