@@ -49,9 +49,10 @@ log = logging.getLogger(__name__)
 ANALYSIS_WIDTH = 320
 BACKENDS = ("auto", "cpu", "cuda")
 SCALE_FLAGS = "area"  # averaging downscale: compression noise and sub-pixel text jitter average out
-# "zscale": zimg's bilinear, which widens its kernel when shrinking (an averaging downscale like
-# swscale's area) at about half the CPU cost; used when this ffmpeg has it, else swscale area.
-SCALER = "auto"
+# "swscale": swscale with SCALE_FLAGS. "zscale": zimg's bilinear, which widens its kernel when
+# shrinking (also an averaging downscale); once cheaper on gray frames, it costs more than swscale's
+# area on the yuv420p analysis frames (benchmarks/throughput.py). "auto": zscale when available.
+SCALER = "swscale"
 DECODE_THREADS: int | None = None  # force ffmpeg's -threads for the decoder (None: decode_threads() decides)
 TIME_BASE = 1_000_000  # settb=1/TIME_BASE: pts printed as integer microseconds
 FULL_RES_PIX_FMT = "yuv420p"
@@ -299,7 +300,7 @@ FIELD_FROM = 6  # sources at least this many times the analysis height: scale fr
 
 
 def _downscale(stream: Any, width: int, height: int, flags: str, *, cuda: bool, src_height: int = 0) -> Any:
-    """Averaging downscale to the analysis size (zimg when available, else swscale `flags`).
+    """Averaging downscale to the analysis size (swscale `flags`; zimg when SCALER asks for it).
 
     From 1080p up, reading every source row is the biggest cost after decoding, so the scaler
     reads every other row (`field=top` only moves pointers: no copy) and still averages 3+ rows per
