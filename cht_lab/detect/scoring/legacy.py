@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from cht_lab.detect.scoring.event import _words
+from cht_lab.detect.scoring.blocks import as_words
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class BlockScorer:
     def _frame_sums(self, cur: np.ndarray, prev: np.ndarray) -> np.ndarray:
         """_block_sums(cur, prev), computed only in the block rows where a pixel differs (typing, the
         cursor: a row or two); the other rows' sums are 0."""
-        changed = (_words(cur) != _words(prev)).reshape(self.rows, -1).any(axis=1)
+        changed = (as_words(cur) != as_words(prev)).reshape(self.rows, -1).any(axis=1)
         rows = np.flatnonzero(changed)
         if 2 * rows.size > self.rows:
             return self._block_sums(cur, prev)
