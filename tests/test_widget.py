@@ -634,3 +634,19 @@ def test_recorded_status_says_what_it_counts(panel):
     assert "1 recording" in status and "3 labeled events" in status
     assert panel.plot.wide.value != panel.plot.narrow.value  # two renditions, for wide and narrow boxes
     assert _png_size(panel.plot.wide.value)[0] == 960 and _png_size(panel.plot.narrow.value)[0] == 640
+
+
+def test_exporting_an_unscored_session_says_to_score_it_and_writes_nothing(tmp_path, slides_clip):
+    from cht_lab.session import open_session
+
+    root = tmp_path / "20240101_130000"
+    (root / "stream").mkdir(parents=True)
+    shutil.copy(slides_clip, root / "stream" / "20240101_130000.mp4")
+    panel = open_session(root).panel()
+    try:
+        panel.export_format.value = "csv"
+        panel.export_button.click()
+        assert "export failed" in panel.export_info.value and "score it first" in panel.export_info.value
+        assert not list(root.glob("frame_index*")), "no empty file left behind"
+    finally:
+        panel.close()

@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 import traitlets
 
+from cht_lab.frame_table import write_frames
+from cht_lab.index.session_index import EXPORT_FORMATS
 from cht_lab.panel.plot import WIDE_PX, ScorePlotView
 from cht_lab.panel.plotting import skipped_peaks
 from cht_lab.panel.sync import UiUpdater
@@ -37,20 +39,8 @@ from cht_lab.panel.thumbs import CACHE_DIR, Thumbnails, Tile
 log = logging.getLogger(__name__)
 
 EXPORT_STEM = "frame_index"  # <session>/frame_index.parquet|csv
-EXPORT_FORMATS = ("parquet", "csv")
 ALL_PARTS = frozenset({"threshold", "metric", "scores", "frames", "labels", "audio", "thumbs", "status", "tuning"})
 _PLOT_PARTS = frozenset({"threshold", "metric", "scores", "frames", "labels"})  # the plot draws the labels
-
-
-def _write_table(df: pd.DataFrame, path: Path, fmt: str) -> Path:
-    """Parquet or CSV, written to a temporary name and renamed: a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    if fmt == "parquet":
-        df.to_parquet(tmp, index=False)
-    else:
-        df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    return path
 
 
 class PanelError(RuntimeError):
@@ -326,13 +316,14 @@ class Panel(widgets.VBox):
         raise NotImplementedError
 
     def export(self, format: str | None = None, path: str | os.PathLike[str] | None = None) -> Path:
-        """Write `dataframe()` as Parquet or CSV (default: `<session>/frame_index.<format>`)."""
+        """Write `dataframe()` as Parquet or CSV (default: `<session>/frame_index.<format>`), atomically,
+        in the frame index's schema (the same writer as `Session.export`)."""
         fmt = (format or self.export_format.value).lower()
         if fmt not in EXPORT_FORMATS:
             raise PanelError(f"cannot export as {fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}")
         target = Path(path) if path is not None else self.session_dir / f"{EXPORT_STEM}.{fmt}"
         df = self.dataframe()
-        _write_table(df, target, fmt)
+        write_frames(target, df, fmt)
         log.info("exported %d frames to %s", len(df), target)
         return target
 

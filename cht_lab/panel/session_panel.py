@@ -208,30 +208,12 @@ class SessionPanel(Panel):
         return items
 
     def dataframe(self) -> pd.DataFrame:
-        """The frames the current threshold selects, in the frame index's columns.
+        """The frame index at the panel's threshold, metric and min gap: `session.frame_index()`.
 
-        `id`/`path` are filled for frames already captured into frames/ (else empty): use
+        Frames already captured into frames/ carry their id and path (else empty): use
         `session.capture_frames()` to write the JPEGs, which uses this panel's threshold.
         """
-        det = self._detections
-        out = pd.DataFrame({
-            "ts": det["ts"].to_numpy(dtype=np.float64) if len(det) else np.empty(0),
-            "pts": det["pts"].to_numpy(dtype=np.float64) if len(det) else np.empty(0),
-            "segment": det["segment"].to_numpy(dtype=np.int32) if len(det) else np.empty(0, np.int32),
-            "frame_index": det["frame_index"].to_numpy(dtype=np.int64) if len(det) else np.empty(0, np.int64),
-            "score": det[self.metric].to_numpy(dtype=np.float64) if len(det) else np.empty(0),
-        })
-        out["metric"] = self.metric
-        out["threshold"] = self.threshold
-        out["kind"] = "scene"
-        if not self._frames.empty:
-            known = self._frames[["segment", "frame_index", "id", "path"]].astype(
-                {"segment": np.int32, "frame_index": np.int64}).drop_duplicates(["segment", "frame_index"])
-            out = out.merge(known, on=["segment", "frame_index"], how="left")
-        else:
-            out["id"] = pd.Series([None] * len(out), dtype=object)
-            out["path"] = pd.Series([None] * len(out), dtype=object)
-        return out[["id", "ts", "pts", "segment", "frame_index", "score", "metric", "threshold", "kind", "path"]]
+        return self.session.frame_index(self.threshold, self.metric, self.min_gap)
 
 
 __all__ = ["SessionPanel", "LivePanel", "PanelError", "metric_columns", "slider_range", "default_threshold"]
