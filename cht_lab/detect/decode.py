@@ -21,9 +21,9 @@ recording (ffmpeg's `pts_time` is printed with only 6 significant digits).
 Output sizes are fixed from the source size at start: if a screen share changes resolution
 mid-stream, ffmpeg rescales to the original sizes and the readers never lose frame sync.
 
-What keeps it near the speed of a bare decode: zimg's averaging downscale reading every other
-row from 1080p up, decoder threads = CPUs on small machines, gray frames read with readinto into
-one buffer, the gray frame read before its metadata (one wake-up per frame).
+What keeps it cheap: swscale's averaging (area) downscale reading every other row from 1080p up,
+decoder threads = CPUs on small machines, analysis frames read with readinto into one buffer, the
+frame read before its metadata (one wake-up per frame).
 
 CUDA (`-hwaccel cuda -hwaccel_output_format cuda`, `scale_cuda` to twice the analysis size,
 `hwdownload`, then the same CPU downscale) cannot be exercised on a machine without a GPU; it is
