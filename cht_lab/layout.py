@@ -37,6 +37,7 @@ AUDIO_AAC = "audio.aac"
 LABELS_CSV = "labels.csv"
 DATA_DIR_ENV = "CHT_LAB_DATA"
 WORK_DIR = "work"  # under the data dir: working directories of read-only sources
+SOURCE_KEY = "source_dir"  # index metadata of a working directory: the read-only source it works for
 _TIME_RE = re.compile(r"(\d{8}_\d{6})")
 
 
@@ -180,3 +181,33 @@ def session_relative(path: str | Path, root: str | Path) -> str:
         except ValueError:
             continue
     return str(Path(path).resolve())
+
+
+def stored_source(directory: Path) -> Path | None:
+    """The source a working directory works for, as its index names it (None: it is its own source)."""
+    if not (directory / INDEX_DIR).is_dir():
+        return None
+    from cht_lab.index.session_index import SessionIndex  # the index package imports this module
+
+    try:
+        value = SessionIndex(directory).metadata().get(SOURCE_KEY)
+    except Exception as exc:  # an unreadable index is reported when it is used, not here
+        log.debug("%s: cannot read the index metadata: %s", directory, exc)
+        return None
+    if not value:
+        return None
+    source = Path(value)
+    if not source.is_dir():
+        log.warning("%s works for %s, which is gone; its recordings cannot be read", directory, source)
+    return source
+
+
+def placement(opened: Path, *, single: bool) -> tuple[Path, Path]:
+    """(source dir, working dir) of a session directory being opened: a working directory names its
+    source; a read-only source is worked on in `work_dir_for(source)`; anything else is both."""
+    stored = stored_source(opened)
+    if stored is not None:
+        return stored, opened
+    if not single and is_read_only(opened):
+        return opened, work_dir_for(opened)
+    return opened, opened

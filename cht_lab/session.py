@@ -36,7 +36,6 @@ from cht_lab.session_labels import SessionLabels
 log = logging.getLogger(__name__)
 
 _RECORDING_KEY = "recording"  # metadata key: the external file a single-recording session reads
-_SOURCE_KEY = "source_dir"  # metadata key: the read-only directory a working directory works for
 
 
 class Session(SessionLabels):
@@ -62,7 +61,7 @@ class Session(SessionLabels):
         if work_dir is not None:
             self.source_dir, self.dir = opened, Path(work_dir).expanduser().resolve()
         else:
-            self.source_dir, self.dir = _placement(opened, single=self._recording is not None)
+            self.source_dir, self.dir = layout.placement(opened, single=self._recording is not None)
         if self.dir != self.source_dir:
             log.info("session %s: working directory %s (the source is read-only)", self.source_dir, self.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -115,7 +114,7 @@ class Session(SessionLabels):
                 if self._recording is not None:
                     idx.update_metadata(**{_RECORDING_KEY: str(self._recording)})
                 if self.read_only_source:
-                    idx.update_metadata(**{_SOURCE_KEY: str(self.source_dir)})
+                    idx.update_metadata(**{layout.SOURCE_KEY: str(self.source_dir)})
                 idx.update_metadata(segments=[{"index": s.index, "path": session_relative(s.path, self.dir), "offset": s.offset}
                                               for s in self.segments])
                 if legacy.exists() and not self.read_only_source:
@@ -403,33 +402,6 @@ class Session(SessionLabels):
         from cht_lab.panel.session_panel import SessionPanel
 
         return SessionPanel(self, **kwargs)
-
-
-def _stored_source(directory: Path) -> Path | None:
-    """The source a working directory works for, as its index names it (None: it is its own source)."""
-    if not (directory / layout.INDEX_DIR).is_dir():
-        return None
-    try:
-        value = SessionIndex(directory).metadata().get(_SOURCE_KEY)
-    except Exception as exc:  # an unreadable index is reported when it is used, not here
-        log.debug("%s: cannot read the index metadata: %s", directory, exc)
-        return None
-    if not value:
-        return None
-    source = Path(value)
-    if not source.is_dir():
-        log.warning("%s works for %s, which is gone; its recordings cannot be read", directory, source)
-    return source
-
-
-def _placement(opened: Path, *, single: bool) -> tuple[Path, Path]:
-    """(source_dir, working dir) of a directory being opened: the rule in cht_lab.layout."""
-    stored = _stored_source(opened)
-    if stored is not None:
-        return stored, opened
-    if not single and layout.is_read_only(opened):
-        return opened, layout.work_dir_for(opened)
-    return opened, opened
 
 
 def open_session(path: str | os.PathLike[str], *, work_dir: str | os.PathLike[str] | None = None) -> Session:
