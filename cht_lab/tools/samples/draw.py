@@ -29,6 +29,9 @@ EVENT_KINDS = ("cut", "gradual", "partial")
 Rect = tuple[int, int, int, int]  # x, y, width, height in pixels
 
 
+CURSOR_SHAPE = ((0, 0), (0, 17), (4, 13), (7, 20), (10, 19), (7, 12), (12, 12))  # the pointer, design px
+
+
 class SampleError(ValueError):
     """An unknown sample name or an inconsistent sample spec."""
 
@@ -347,8 +350,26 @@ class _Screen:
             self._bases[key] = (rgb, _Planes.from_rgb(rgb))
         return self._bases[key]
 
+    def put_cursor(self, frame: _Planes, x: int, y: int, scale: float) -> None:
+        """The mouse pointer at (x, y) over the scene, as the "cursor" overlay (redrawn when it moves)."""
+        r = self.rects["cursor"]
+
+        def cursor() -> np.ndarray:
+            img = Image.fromarray(self.background(r))
+            pts = [(x - r[0] + px * scale, y - r[1] + py * scale) for px, py in CURSOR_SHAPE]
+            ImageDraw.Draw(img).polygon(pts, fill=(0, 0, 0), outline=(255, 255, 255))
+            return np.asarray(img)
+
+        self.put(frame, "cursor", (x, y), r, cursor, over_scene=True)
+
+    def scene_key(self, scene: Hashable, i: int) -> Hashable:
+        """What is rendered (and cached) for `scene` at frame i: the scene itself, unless a screen
+        draws moving content into its pictures (then the key says what that content is)."""
+        return scene
+
     def frame(self, i: int) -> _Planes:
         a, b, k, n = self.scene_state(i)
+        a, b = self.scene_key(a, i), None if b is None else self.scene_key(b, i)
         self._state = (a, b, k, n)
         out = self._out
         if b is None:

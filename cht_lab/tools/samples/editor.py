@@ -118,23 +118,10 @@ class EditorScreen(_Screen):
         self.typing_line = int(self.TYPING * self.g.Y(self.CODE[3]) / self.line_px)
 
     # ---- scene keys: the labeled scene plus what moves inside it
-    def _key(self, scene: Hashable, i: int) -> tuple[Any, ...]:
+    def scene_key(self, scene: Hashable, i: int) -> tuple[Any, ...]:
         s = scene if isinstance(scene, EditorScene) else EditorScene()
         typed = int(self.typed[i]) if s.file == 2 and s.page == 0 else 0
         return (s, int(self.scroll_q[i]), typed, int(self.caret[i]))
-
-    def frame(self, i: int) -> _Planes:
-        a, b, k, n = self.scene_state(i)
-        self._state = (self._key(a, i), None if b is None else self._key(b, i), k, n)
-        a, b = self._state[0], self._state[1]
-        out = self._out
-        if b is None:
-            np.copyto(out.buf, self._base(a)[1].buf)
-        else:
-            pa, pb = self._base(a)[1].buf.astype(np.int32), self._base(b)[1].buf.astype(np.int32)
-            out.buf[:] = ((pa * (n - k) + pb * k + n // 2) // n).astype(np.uint8)
-        self.draw_overlays(i, out)
-        return out
 
     def render_scene(self, key: Hashable) -> np.ndarray:
         scene, scroll_q, typed, caret = key  # type: ignore[misc]

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from cht_lab.tools.samples.draw import Distractor, _Geo, _Planes, _rng, _Screen, _text
-from cht_lab.tools.samples.slides import _cursor_path, _draw_cursor
+from cht_lab.tools.samples.slides import _cursor_path
 
 
 def luma(rgb: tuple[int, int, int]) -> int:
@@ -110,12 +110,5 @@ class PaletteScreen(_Screen):
             return np.asarray(img)
 
         self.put(frame, "clock", sec, rc, clock)
-        ra = self.rects["cursor"]
         cx, cy = (int(v) for v in self.cur[i])
-
-        def cursor() -> np.ndarray:
-            img = Image.fromarray(self.background(ra))
-            _draw_cursor(img, cx - ra[0], cy - ra[1], max(0.6, self.g.sy))
-            return np.asarray(img)
-
-        self.put(frame, "cursor", (cx, cy), ra, cursor, over_scene=True)
+        self.put_cursor(frame, cx, cy, max(0.6, self.g.sy))

@@ -36,14 +36,6 @@ def _cursor_path(rng: np.random.Generator, n: int, fps: int) -> tuple[np.ndarray
     return np.clip(x, 0, 1), np.clip(y, 0, 1)
 
 
-_CURSOR = ((0, 0), (0, 17), (4, 13), (7, 20), (10, 19), (7, 12), (12, 12))
-
-
-def _draw_cursor(img: Image.Image, x: int, y: int, k: float) -> None:
-    pts = [(x + px * k, y + py * k) for px, py in _CURSOR]
-    ImageDraw.Draw(img).polygon(pts, fill=(0, 0, 0), outline=(255, 255, 255))
-
-
 class SlidesScreen(_Screen):
     """A presentation app with notes, chat and a menu-bar clock; scenes are slide numbers."""
 
@@ -358,13 +350,4 @@ class SlidesScreen(_Screen):
         off = int(self.chat_offset[i])
         self.put(frame, "chat", off, r3, lambda: self.chat_img[off: off + r3[3], : r3[2]])
 
-        r4 = self.rects["cursor"]
-        cx, cy = int(self.cur_x[i]), int(self.cur_y[i])
-        k = min(g.sx, g.sy)
-
-        def cursor() -> np.ndarray:
-            img = Image.fromarray(self.background(r4))
-            _draw_cursor(img, cx - r4[0], cy - r4[1], k)
-            return np.asarray(img)
-
-        self.put(frame, "cursor", (cx, cy), r4, cursor, over_scene=True)
+        self.put_cursor(frame, int(self.cur_x[i]), int(self.cur_y[i]), min(g.sx, g.sy))

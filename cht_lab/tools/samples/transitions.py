@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw
 from cht_lab.tools.samples.draw import (
     _ACCENTS, _INK, Distractor, _Geo, _Planes, _rng, _Screen, _sentence, _text, _title,
 )
-from cht_lab.tools.samples.slides import _cursor_path, _draw_cursor
+from cht_lab.tools.samples.slides import _cursor_path
 
 TRANSITIONS = ("cut", "dissolve", "black", "wipe", "push", "film")
 
@@ -202,12 +202,5 @@ class TransitionsScreen(_Screen):
                 return np.asarray(img)
 
             self.put(frame, "spinner", step, r, spinner, over_scene=True)
-        ra = self.rects["cursor"]
         cx, cy = (int(v) for v in self.cur[i])
-
-        def cursor() -> np.ndarray:
-            img = Image.fromarray(self.background(ra))
-            _draw_cursor(img, cx - ra[0], cy - ra[1], max(0.6, self.g.sy))
-            return np.asarray(img)
-
-        self.put(frame, "cursor", (cx, cy), ra, cursor, over_scene=True)
+        self.put_cursor(frame, cx, cy, max(0.6, self.g.sy))
