@@ -6,6 +6,7 @@ Screenshots land in test-artifacts/ (gitignored).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -63,6 +65,49 @@ def _stop_server(proc: subprocess.Popen) -> None:
     psutil.wait_procs(alive, timeout=5)
 
 
+@contextlib.contextmanager
+def jupyterlab(work: Path, root: Path, env: dict[str, str] | None = None) -> Iterator[dict]:
+    """A JupyterLab server on a free local port with a token, rooted in `root`, its config, runtime,
+    settings and temp dirs under `work` (no news toast over the page); stopped with its kernels.
+    Yields base (URL), token, proc and log (the server's log file)."""
+    for d in ("config", "runtime", "data", "tmp", "workspaces", "settings"):
+        (work / d).mkdir(exist_ok=True)
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(work / "config"), "JUPYTER_RUNTIME_DIR": str(work / "runtime"),
+           "TMPDIR": str(work / "tmp"), "CHT_LAB_DATA": str(work / "data"), "MPLBACKEND": "Agg",
+           "JUPYTER_PLATFORM_DIRS": "1", **(env or {})}
+    news = work / "settings" / "@jupyterlab" / "apputils-extension"
+    news.mkdir(parents=True, exist_ok=True)
+    (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    token, port = secrets.token_hex(16), _free_port()
+    log_path = work / "server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.port_retries=0",
+             "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}", "--allow-root",
+             f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+             f"--LabApp.workspaces_dir={work / 'workspaces'}", f"--LabApp.user_settings_dir={work / 'settings'}",
+             "--ServerApp.open_browser=False"],
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail(f"jupyterlab exited ({proc.returncode}): {log_path.read_text()[-2000:]}")
+                try:
+                    with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"jupyterlab did not answer in 90 s: {log_path.read_text()[-2000:]}")
+                time.sleep(0.2)  # polling a server that is starting; the deadline bounds it
+            yield {"base": base, "token": token, "proc": proc, "log": log_path}
+        finally:
+            _stop_server(proc)
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory):
     """A JupyterLab server on a free local port with a token, rooted in a temp dir holding the notebook."""
@@ -75,42 +120,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
     root = work / "root"
     root.mkdir()
     shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
-    for d in ("config", "runtime", "data", "tmp", "workspaces", "settings"):
-        (work / d).mkdir()
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(work / "config"), "JUPYTER_RUNTIME_DIR": str(work / "runtime"),
-           "TMPDIR": str(work / "tmp"), ENV_VAR: str(work / "samples"), "CHT_LAB_DATA": str(work / "data"), "MPLBACKEND": "Agg",
-           "JUPYTER_PLATFORM_DIRS": "1"}
-    news = work / "settings" / "@jupyterlab" / "apputils-extension"
-    news.mkdir(parents=True)
-    (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')  # no news toast over the panel
-    token = secrets.token_hex(16)
-    port = _free_port()
-    log = (work / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.port_retries=0",
-         "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}", "--allow-root", f"--ServerApp.root_dir={root}",
-         "--LabApp.expose_app_in_browser=True", f"--LabApp.workspaces_dir={work / 'workspaces'}",
-         f"--LabApp.user_settings_dir={work / 'settings'}", "--ServerApp.open_browser=False"],
-        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"jupyterlab exited ({proc.returncode}): {(work / 'server.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"jupyterlab did not answer in 90 s: {(work / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.2)  # polling a server that is starting; the deadline bounds it
-        yield {"base": base, "token": token, "root": root, "log": work / "server.log"}
-    finally:
-        _stop_server(proc)
-        log.close()
+    with jupyterlab(work, root, {ENV_VAR: str(work / "samples")}) as server:
+        yield {**server, "root": root}
 
 
 WRAPPER_CELL = """import ipywidgets as widgets

@@ -14,18 +14,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import shutil
 import signal
 import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
 from test_browser import (  # noqa: I001  (the helpers of the notebook's browser test)
-    ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, HEIGHT, UNRELATED_CONSOLE, _free_port, _requirements, _stop_server,
+    ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, HEIGHT, UNRELATED_CONSOLE, _requirements, jupyterlab,
 )
 
 pytestmark = pytest.mark.browser
@@ -60,41 +56,8 @@ def label_lab(tmp_path_factory: pytest.TempPathFactory):
                                                              "name": "python3"}},
                 "nbformat": 4, "nbformat_minor": 5}
     (root / NOTEBOOK).write_text(json.dumps(notebook))
-    for d in ("config", "runtime", "data", "tmp", "workspaces", "settings"):
-        (work / d).mkdir()
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(work / "config"), "JUPYTER_RUNTIME_DIR": str(work / "runtime"),
-           "TMPDIR": str(work / "tmp"), "CHT_LAB_DATA": str(work / "data"), "MPLBACKEND": "Agg",
-           "JUPYTER_PLATFORM_DIRS": "1"}
-    news = work / "settings" / "@jupyterlab" / "apputils-extension"
-    news.mkdir(parents=True)
-    (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
-    token, port = secrets.token_hex(16), _free_port()
-    log = (work / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.port_retries=0",
-         "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}", "--allow-root", f"--ServerApp.root_dir={root}",
-         "--LabApp.expose_app_in_browser=True", f"--LabApp.workspaces_dir={work / 'workspaces'}",
-         f"--LabApp.user_settings_dir={work / 'settings'}", "--ServerApp.open_browser=False"],
-        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"jupyterlab exited ({proc.returncode}): {(work / 'server.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"jupyterlab did not answer in 90 s: {(work / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.2)  # polling a server that is starting; the deadline bounds it
-        yield {"base": base, "token": token, "proc": proc, "session": session_dir, "truth": bundled / "labels.csv"}
-    finally:
-        _stop_server(proc)
-        log.close()
+    with jupyterlab(work, root) as server:
+        yield {**server, "session": session_dir, "truth": bundled / "labels.csv"}
 
 
 KERNEL_IDLE = ("() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
