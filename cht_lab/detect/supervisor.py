@@ -197,21 +197,27 @@ class SceneDetector:
         return self.done.wait(timeout)
 
     def capture_now(self, timeout: float = 10.0) -> dict[str, Any] | None:
-        """Capture the most recently decoded full-resolution frame (kind 'manual'); None if there is none."""
+        """Capture the most recently scored frame at full resolution (kind 'manual'); None when no frame
+        is decoding (not started, stopped) or none is kept within `timeout`."""
         runner = self._runner
         if runner is None or self._stop.is_set() or not self.capturer.alive:
             return None
-        # the newest scored frame: its full-resolution picture is kept until the decode moves on; a
-        # busy machine may let it move on first, then the next newest is tried, until none is newer
+        # The newest scored frame. Its full-resolution picture is kept only a few frames: while the
+        # next frame is being scored the decode may already have dropped it, so then the next one
+        # scored is taken (until `timeout`).
+        deadline = time.monotonic() + timeout
         tried = -1
         while True:
             recent = list(self.pipeline.recent)
-            if not recent or recent[-1][1] == tried:
+            if not recent:
                 return None
-            where, tried, value = recent[-1]
-            full = runner.full_frame(tried, timeout=0.5)
-            if full is not None:
-                break
+            if recent[-1][1] != tried:
+                where, tried, value = recent[-1]
+                full = runner.full_frame(tried, timeout=0.5)
+                if full is not None:
+                    break
+            if time.monotonic() >= deadline or self._stop.wait(0.01) or self._runner is not runner:
+                return None
         job = self.pipeline.manual_job(where, value, full)
         self.capturer.put(job)
         if not job.done.wait(timeout):  # type: ignore[union-attr]
