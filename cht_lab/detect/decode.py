@@ -215,13 +215,14 @@ def _mtime(path: Path) -> float:
 def build_analysis_args(input_args: Sequence[str] | str | os.PathLike[str], *, backend: str, src_width: int,
                         src_height: int, full_res_fd: int | None = None, full_res: bool = False,
                         width: int = ANALYSIS_WIDTH, scale_flags: str | None = None, loglevel: str = "error",
-                        tmpdir: str | os.PathLike[str] | None = None) -> AnalysisPlan:
+                        tmpdir: str | os.PathLike[str] | None = None, threads: int | None = None) -> AnalysisPlan:
     """The ffmpeg command of one analysis decode (built with ffmpeg-python), see the module docstring.
 
     input_args: a path, or ffmpeg input options ending with "-i <url>" (e.g. ["-f", "h264",
     "-i", "pipe:0"]); backend: "cpu" or "cuda" (resolve "auto" with choose_backend first);
     full_res / full_res_fd: add the full-resolution output, to a FIFO in the plan's temp dir, or
-    to an inherited pipe fd ("pipe:N", listed in plan.pass_fds).
+    to an inherited pipe fd ("pipe:N", listed in plan.pass_fds); threads: the decoder's thread count
+    (None: DECODE_THREADS, else decode_threads() decides).
     """
     if backend not in ("cpu", "cuda"):
         raise BackendError(f"build_analysis_args needs backend 'cpu' or 'cuda', not {backend!r} "
@@ -277,7 +278,7 @@ def build_analysis_args(input_args: Sequence[str] | str | os.PathLike[str], *, b
     compiled = fl.merge_outputs(*outputs).compile(cmd=find_ffmpeg())
     i = compiled.index(placeholder)
     hw = ["-hwaccel", "cuda", "-hwaccel_output_format", "cuda"] if backend == "cuda" else []
-    threads = DECODE_THREADS or decode_threads(src_width, src_height)
+    threads = threads or DECODE_THREADS or decode_threads(src_width, src_height)
     if threads:
         hw += ["-threads", str(threads)]
     args = [compiled[0], "-hide_banner", "-nostdin", "-loglevel", loglevel, "-y", *hw, *in_args,

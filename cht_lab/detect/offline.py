@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Generator
 
 import numpy as np
 import pandas as pd
 
-from cht_lab.detect.decode import build_analysis_args, choose_backend
-from cht_lab.detect.reader import AnalysisReader
+from cht_lab.detect.chunks import ChunkedReader, default_workers, plan_chunks
+from cht_lab.detect.decode import AnalysisPlan, analysis_size, build_analysis_args, choose_backend
+from cht_lab.detect.reader import AnalysisReader, FrameAnalysis
 from cht_lab.ffmpeg import video_header
 
 # score_recording(fast_decode=True): the CPU decoder skips H.264's in-loop deblocking filter (a
@@ -23,7 +24,7 @@ FAST_DECODE = ("-skip_loop_filter", "all")
 
 def score_recording(path: str | os.PathLike[str], *, backend: str = "auto", segment: int = 0,
                     ts_offset: float = 0.0, progress: bool = False, scorer_params: dict[str, Any] | None = None,
-                    fast_decode: bool = False) -> pd.DataFrame:
+                    fast_decode: bool = False, workers: int | None = None) -> pd.DataFrame:
     """Decode a recording once and score every frame.
 
     Returns columns segment(int32) frame_index(int64) pts(f64) ts(f64) score(f32: ffmpeg's
@@ -32,7 +33,9 @@ def score_recording(path: str | os.PathLike[str], *, backend: str = "auto", segm
     ts_offset`. `df.attrs` holds backend, backend_reason, path, width/height (source), fps and
     error (set when decoding stopped early; a truncated fMP4 simply ends at its last complete
     fragment). `fast_decode=True` skips the deblocking filter (see FAST_DECODE): faster, but the
-    scores are no longer a live session's and captures can move.
+    scores are no longer a live session's and captures can move. `workers`: single-threaded CPU decodes
+    run side by side on keyframe-aligned chunks (cht_lab.detect.chunks; None: one per CPU, at most
+    4; 1: one decode, as live); the results are the same either way.
     Raises MediaError naming the file for missing / unreadable / video-less input.
     """
     from cht_lab.detect.scoring import AUX_COLUMNS, PYTHON_METRICS, FrameScorer
@@ -41,9 +44,21 @@ def score_recording(path: str | os.PathLike[str], *, backend: str = "auto", segm
     v = video_header(p)
     used, reason = choose_backend(backend)
     fps = v.fps if v.fps and v.fps > 0 else 30.0
-    source = [*FAST_DECODE, "-i", str(p)] if fast_decode and used == "cpu" else str(p)  # NVDEC ignores it
-    plan = build_analysis_args(source, backend=used, src_width=v.width, src_height=v.height)
-    scorer = FrameScorer(plan.width, plan.height, fps=fps, **(scorer_params or {}))
+    fast = list(FAST_DECODE) if fast_decode and used == "cpu" else []  # NVDEC ignores it
+    workers = default_workers() if workers is None else max(1, int(workers))
+    chunks = plan_chunks(p, workers) if used == "cpu" else []
+
+    def make_plan(input_args: list[str], threads: int | None = None) -> AnalysisPlan:
+        return build_analysis_args([*fast, *input_args], backend=used, src_width=v.width, src_height=v.height,
+                                   threads=threads)
+
+    reader: AnalysisReader | ChunkedReader
+    if len(chunks) > 1:
+        reader = ChunkedReader(p, chunks, lambda args: make_plan(args, threads=1), workers)
+    else:
+        reader = AnalysisReader(make_plan(["-i", str(p)]), path=p, reuse=True, name="score")
+    width, height = analysis_size(v.width, v.height)
+    scorer = FrameScorer(width, height, fps=fps, **(scorer_params or {}))
     expected = v.frames_estimate
     n_hint = max(int((expected or 0) * 1.05) + 16, 1024)
     cols_pts = np.empty(n_hint, np.float64)
@@ -55,9 +70,9 @@ def score_recording(path: str | os.PathLike[str], *, backend: str = "auto", segm
 
         bar = tqdm(total=expected, desc=p.name, unit="frame", leave=False)
     n = 0
-    reader = AnalysisReader(plan, path=p, reuse=True, name="score")
+    frames: Generator[FrameAnalysis, None, None] = iter(reader)  # type: ignore[assignment]
     try:
-        for fa in reader:
+        for fa in frames:
             if n == len(cols_pts):  # more frames than the header promised: grow
                 cols_pts = np.resize(cols_pts, 2 * n)
                 cols_scene = np.resize(cols_scene, 2 * n)
@@ -72,6 +87,7 @@ def score_recording(path: str | os.PathLike[str], *, backend: str = "auto", segm
             if bar is not None and n % 64 == 0:
                 bar.update(64)
     finally:
+        frames.close()  # a chunked reader's pool shuts down with its iteration
         reader.close()
         if bar is not None:
             bar.update(n % 64)
