@@ -13,6 +13,10 @@ to back (benchmarks/_common.interleave: the first one rotates):
                  plain `ffmpeg -i clip -f null -`, which decodes the audio too)
 - cht_lab:       score_recording(clip) as it is called (header + one decode + scale + scene
                  score + Python metrics)
+- cht_lab 1 decode: score_recording(clip, workers=1): one decode, as a live session runs it (the
+                 default decodes keyframe-aligned chunks side by side: cht_lab.detect.chunks)
+- analysis decode: the same decode as cht_lab, its frames read and scored by nothing (the floor
+                 of the pipeline: decode + downscale + scene score + reading the frames)
 - cht_lab fast:  score_recording(clip, fast_decode=True): H.264's deblocking filter skipped
 - PySceneDetect: `scenedetect.detect(clip, ContentDetector())` at its defaults (OpenCV decode)
 
@@ -77,10 +81,23 @@ def f1(times: Any, labels: Any) -> float:
     return match(np.asarray(times, float), labels).f1
 
 
-def score(path: Path, backend: str, fast: bool) -> pd.DataFrame:
+def score(path: Path, backend: str, fast: bool, workers: int | None = None) -> pd.DataFrame:
     from cht_lab.detect.offline import score_recording
 
-    return score_recording(path, backend=backend, fast_decode=fast)
+    return score_recording(path, backend=backend, fast_decode=fast, workers=workers)
+
+
+def analysis_decode(path: Path, backend: str) -> int:
+    """Frames of score_recording's decode, scored by nothing: the floor of its pipeline."""
+    from cht_lab.detect.decode import choose_backend
+    from cht_lab.detect.offline import open_analysis
+    from cht_lab.ffmpeg import video_header
+
+    reader = open_analysis(path, video_header(path), choose_backend(backend)[0])
+    try:
+        return sum(1 for _ in reader)
+    finally:
+        reader.close()
 
 
 def pyscenedetect_available() -> bool:
@@ -107,6 +124,9 @@ def throughput(args: argparse.Namespace) -> list[dict[str, Any]]:
         frames = info.video.frames if info.video else 0
         candidates = {"decode-only": reference_decode(path),
                       "cht_lab": lambda p=path: score(p, args.backend, False)}
+        if not args.no_parts:
+            candidates["cht_lab 1 decode"] = lambda p=path: score(p, args.backend, False, workers=1)
+            candidates["analysis decode"] = lambda p=path: analysis_decode(p, args.backend)
         if not args.no_fast:
             candidates["cht_lab fast"] = lambda p=path: score(p, args.backend, True)
         if not args.no_pyscenedetect and pyscenedetect_available():
@@ -121,7 +141,10 @@ def throughput(args: argparse.Namespace) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"clip": path.name, "frames": frames, "events": len(labels), "repeat": args.repeat,
                                "decode_only_fps": round(frames / median_wall(ref), 1)}
         psd = runs.get("PySceneDetect")
-        for name in ("cht_lab", "cht_lab fast"):
+        if "analysis decode" in runs:
+            row["analysis_decode_vs_decode_only"] = round(median_wall(ref) / median_wall(runs["analysis decode"]), 3)
+            row["analysis_decode_vs_decode_only_cpu"] = round(cpu_ratio(runs["analysis decode"], ref), 3)
+        for name in ("cht_lab", "cht_lab 1 decode", "cht_lab fast"):
             if name not in runs:
                 continue
             key = name.replace(" ", "_")
@@ -142,7 +165,7 @@ def throughput(args: argparse.Namespace) -> list[dict[str, Any]]:
             row["pyscenedetect_f1"] = round(f1(psd[-1].result, labels), 3)
         results.append(row)
         print(f"{size}p ({frames} frames): decode-only {row['decode_only_fps']:.0f} fps", flush=True)
-        for name in ("cht_lab", "cht_lab fast"):
+        for name in ("cht_lab", "cht_lab 1 decode", "cht_lab fast"):
             key = name.replace(" ", "_")
             if f"{key}_fps" not in row:
                 continue
@@ -152,6 +175,9 @@ def throughput(args: argparse.Namespace) -> list[dict[str, Any]]:
                   + (f", {row[f'{key}_vs_pyscenedetect']:.2f}x PySceneDetect (CPU "
                      f"{row[f'{key}_vs_pyscenedetect_cpu']:.2f}x; target >= {TARGET_PYSCENEDETECT})" if psd else "")
                   + f"; F1 {row[f'{key}_f1']}", flush=True)
+        if "analysis_decode_vs_decode_only" in row:
+            print(f"  analysis decode, no scoring (the pipeline's floor): {row['analysis_decode_vs_decode_only']:.2f}x "
+                  f"decode-only (CPU {row['analysis_decode_vs_decode_only_cpu']:.2f}x)", flush=True)
         if psd:
             print(f"  PySceneDetect {row['pyscenedetect_fps']:.0f} fps (decode-only is "
                   f"{row['decode_only_vs_pyscenedetect']:.1f}x it); F1 {row['pyscenedetect_f1']}", flush=True)
@@ -229,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backend", default="cpu", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--no-pyscenedetect", action="store_true")
     ap.add_argument("--no-fast", action="store_true", help="do not time score_recording(fast_decode=True)")
+    ap.add_argument("--no-parts", action="store_true",
+                    help="do not time score_recording(workers=1) (one decode) and the analysis decode alone")
     ap.add_argument("--check-f1", action="store_true", help="fast vs full decode on every sample, then exit")
     ap.add_argument("--samples", nargs="+", help="with --check-f1: only these samples")
     ap.add_argument("--generate-missing", action="store_true",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any, Generator
+from typing import Any, Generator, Iterator, Protocol
 
 import numpy as np
 import pandas as pd
@@ -13,13 +13,44 @@ import pandas as pd
 from cht_lab.detect.chunks import ChunkedReader, default_workers, plan_chunks
 from cht_lab.detect.decode import AnalysisPlan, analysis_size, build_analysis_args, choose_backend
 from cht_lab.detect.reader import AnalysisReader, FrameAnalysis
-from cht_lab.ffmpeg import video_header
+from cht_lab.ffmpeg import VideoHeader, video_header
 
 # score_recording(fast_decode=True): the CPU decoder skips H.264's in-loop deblocking filter (a
 # quarter of a 1080p decode). Off by default: the decoder's references are then unfiltered, the error
 # builds up until the next keyframe, and on low-bitrate screen content that moves captures
 # (benchmarks/throughput.py --check-f1 compares every sample). Never used live.
 FAST_DECODE = ("-skip_loop_filter", "all")
+
+
+class AnalysisFrames(Protocol):
+    """The analysis frames of a recording, in order: one decode (AnalysisReader) or chunks (ChunkedReader)."""
+
+    error: str | None
+
+    def __iter__(self) -> Iterator[FrameAnalysis]: ...
+
+    def close(self) -> None: ...
+
+
+def open_analysis(path: str | os.PathLike[str], header: VideoHeader, backend: str, *, fast_decode: bool = False,
+                  workers: int | None = None) -> AnalysisFrames:
+    """Start decoding a finished recording's analysis frames (`backend` resolved: "cpu" or "cuda").
+
+    On the CPU, keyframe-aligned chunks decode side by side (cht_lab.detect.chunks) when the file
+    allows an exact cut; `workers` (None: one per CPU, at most 4; 1: one decode, as live).
+    """
+    p = Path(path)
+    fast = list(FAST_DECODE) if fast_decode and backend == "cpu" else []  # NVDEC ignores it
+    workers = default_workers() if workers is None else max(1, int(workers))
+    chunks = plan_chunks(p, workers) if backend == "cpu" else []
+
+    def make_plan(input_args: list[str], threads: int | None = None) -> AnalysisPlan:
+        return build_analysis_args([*fast, *input_args], backend=backend, src_width=header.width,
+                                   src_height=header.height, threads=threads)
+
+    if len(chunks) > 1:
+        return ChunkedReader(p, chunks, lambda args: make_plan(args, threads=1), workers)
+    return AnalysisReader(make_plan(["-i", str(p)]), path=p, reuse=True, name="score")
 
 
 def score_recording(path: str | os.PathLike[str], *, backend: str = "auto", segment: int = 0,
@@ -44,19 +75,7 @@ def score_recording(path: str | os.PathLike[str], *, backend: str = "auto", segm
     v = video_header(p)
     used, reason = choose_backend(backend)
     fps = v.fps if v.fps and v.fps > 0 else 30.0
-    fast = list(FAST_DECODE) if fast_decode and used == "cpu" else []  # NVDEC ignores it
-    workers = default_workers() if workers is None else max(1, int(workers))
-    chunks = plan_chunks(p, workers) if used == "cpu" else []
-
-    def make_plan(input_args: list[str], threads: int | None = None) -> AnalysisPlan:
-        return build_analysis_args([*fast, *input_args], backend=used, src_width=v.width, src_height=v.height,
-                                   threads=threads)
-
-    reader: AnalysisReader | ChunkedReader
-    if len(chunks) > 1:
-        reader = ChunkedReader(p, chunks, lambda args: make_plan(args, threads=1), workers)
-    else:
-        reader = AnalysisReader(make_plan(["-i", str(p)]), path=p, reuse=True, name="score")
+    reader = open_analysis(p, v, used, fast_decode=fast_decode, workers=workers)
     width, height = analysis_size(v.width, v.height)
     scorer = FrameScorer(width, height, fps=fps, **(scorer_params or {}))
     expected = v.frames_estimate
@@ -105,4 +124,4 @@ def score_recording(path: str | os.PathLike[str], *, backend: str = "auto", segm
     return df
 
 
-__all__ = ["score_recording"]
+__all__ = ["AnalysisFrames", "open_analysis", "score_recording"]
