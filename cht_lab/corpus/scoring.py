@@ -218,13 +218,6 @@ def require_dask() -> Any:
     return distributed
 
 
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 @contextlib.contextmanager
 def dask_client(client: Any = None, workers: int | None = None) -> Iterator[Any]:
     """The Dask client to run on; one this opens (a LocalCluster, a connection) is closed afterwards.
@@ -244,7 +237,9 @@ def dask_client(client: Any = None, workers: int | None = None) -> Iterator[Any]
         yield client
         return
     if client is None or client == "local":
-        n = workers or _cpus()
+        from cht_lab.detect.decode import usable_cpus
+
+        n = workers or usable_cpus()
         cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                            silence_logs=logging.ERROR, dashboard_address=":8787")
         log.info("started a LocalCluster of %d worker process(es)", n)

@@ -27,16 +27,15 @@ import logging
 import math
 import os
 import queue
-import re
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
-from cht_lab.detect.decode import AnalysisPlan
+from cht_lab.detect.decode import AnalysisPlan, usable_cpus
 from cht_lab.detect.reader import AnalysisReader, FrameAnalysis
-from cht_lab.ffmpeg import MediaError, read_header, video_packets
+from cht_lab.ffmpeg import MediaError, VideoHeader, video_header, video_packets
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +44,6 @@ MIN_CHUNK_FRAMES = 150  # shorter chunks cost more in ffmpeg start-ups than they
 OVERLAP = 2  # frames decoded past a chunk's end: the scene score looks two frames back
 MAX_WORKERS = 4  # one Python scorer keeps up with about this many single-threaded decodes
 TOLERANCE = 1e-6  # s: decoded times are rounded to the microsecond, packet times are not
-_START = re.compile(r"Duration: [^,]+, start: (-?[\d.]+)")
 
 
 @dataclass(frozen=True)
@@ -57,19 +55,24 @@ class Chunk:
     end: float | None
     frames: int
 
+    def before(self, pts: float) -> bool:
+        """A frame at `pts` belongs to an earlier chunk."""
+        return pts < self.start - TOLERANCE
+
+    def after(self, pts: float) -> bool:
+        """A frame at `pts` belongs to a later chunk."""
+        return self.end is not None and pts >= self.end - TOLERANCE
+
 
 def default_workers() -> int:
     """Side-by-side decodes for this machine: one per CPU, at most MAX_WORKERS (1: no chunking)."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    return max(1, min(MAX_WORKERS, cpus))
+    return max(1, min(MAX_WORKERS, usable_cpus()))
 
 
-def plan_chunks(path: str | os.PathLike[str], workers: int) -> list[Chunk]:
+def plan_chunks(path: str | os.PathLike[str], workers: int, header: VideoHeader | None = None) -> list[Chunk]:
     """Keyframe-aligned chunks of a finished recording, a multiple of `workers` of them with about the same
-    number of frames each; one chunk (the whole file) when cutting would not help or not be exact."""
+    number of frames each; one chunk (the whole file) when cutting would not help or not be exact.
+    `header`: the file's video_header, when the caller has read it already."""
     p = Path(path)
     whole = [Chunk(0, 0.0, None, 0)]
     if workers < 2:
@@ -83,7 +86,7 @@ def plan_chunks(path: str | os.PathLike[str], workers: int) -> list[Chunk]:
     n = len(pts)
     if n < 2 * MIN_CHUNK_FRAMES or any(b <= a for a, b in zip(pts, pts[1:])):
         return whole  # short, or frames reordered (B-frames): a cut could split what references what
-    if pts[0] != 0.0 or _file_start(p) != 0.0:
+    if pts[0] != 0.0 or (header or video_header(p)).start != 0.0:
         return whole  # -copyts would keep an offset that a whole-file decode removes
     keys = [i for i, pk in enumerate(packets) if pk.key]
     count = workers * max(1, math.ceil(n / (workers * CHUNK_FRAMES)))
@@ -92,17 +95,11 @@ def plan_chunks(path: str | os.PathLike[str], workers: int) -> list[Chunk]:
     for k in range(1, count):
         j = bisect.bisect_left(keys, round(k * n / count))  # the first keyframe at or after the ideal cut
         if j < len(keys) and keys[j] - (cuts[-1] if cuts else 0) >= MIN_CHUNK_FRAMES and n - keys[j] >= MIN_CHUNK_FRAMES:
-            if not cuts or keys[j] > cuts[-1]:
-                cuts.append(keys[j])
+            cuts.append(keys[j])
     if not cuts:
         return whole
     bounds = [0, *cuts, n]
     return [Chunk(i, pts[a], pts[b] if b < n else None, b - a) for i, (a, b) in enumerate(zip(bounds, bounds[1:]))]
-
-
-def _file_start(path: Path) -> float | None:
-    m = _START.search(read_header(path) or "")
-    return float(m.group(1)) if m else None
 
 
 def chunk_input(path: str | os.PathLike[str], chunk: Chunk) -> list[str]:
@@ -150,7 +147,7 @@ class ChunkedReader:
                 if self._stop.is_set():
                     break
                 out.put(fa)
-                if chunk.end is not None and fa.pts >= chunk.end - TOLERANCE:
+                if chunk.after(fa.pts):
                     past += 1
                     if past >= OVERLAP:
                         break
@@ -170,23 +167,23 @@ class ChunkedReader:
         queues: list[queue.SimpleQueue[FrameAnalysis | BaseException | None]] = [queue.SimpleQueue()
                                                                                 for _ in self.chunks]
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="score-chunk")
-        started: list[Future[None]] = []
+        submitted = 0
         index = 0
         carried: dict[float, float] = {}  # pts -> scene score from the previous chunk's decode
         try:
             for i, chunk in enumerate(self.chunks):
-                while len(started) < min(len(self.chunks), i + self.workers + 1):
-                    k = len(started)
-                    started.append(pool.submit(self._decode, self.chunks[k], queues[k]))
+                while submitted < min(len(self.chunks), i + self.workers + 1):
+                    pool.submit(self._decode, self.chunks[submitted], queues[submitted])
+                    submitted += 1
                 overlap: dict[float, float] = {}
                 for item in iter(queues[i].get, None):
                     if isinstance(item, BaseException):
                         self._fail(item, index)
                         return
-                    if chunk.end is not None and item.pts >= chunk.end - TOLERANCE:
+                    if chunk.after(item.pts):
                         overlap[item.pts] = item.scene
                         continue
-                    if item.pts < chunk.start - TOLERANCE:
+                    if chunk.before(item.pts):
                         continue  # the seek landed on an earlier keyframe: those frames are the chunk before's
                     if carried:
                         item = replace(item, scene=carried.pop(item.pts, item.scene))

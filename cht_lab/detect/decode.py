@@ -151,7 +151,8 @@ class AnalysisPlan:
         shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
-def _cpus() -> int:
+def usable_cpus() -> int:
+    """CPUs this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -166,7 +167,7 @@ def decode_threads(src_width: int, src_height: int, cpus: int | None = None) -> 
     (benchmarks/throughput.py measures it). Source size does not change the choice; the
     arguments are there for callers that want to decide by it.
     """
-    cpus = cpus or _cpus()
+    cpus = cpus or usable_cpus()
     if cpus >= 4:
         return None
     return max(1, cpus)

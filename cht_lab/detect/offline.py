@@ -42,7 +42,7 @@ def open_analysis(path: str | os.PathLike[str], header: VideoHeader, backend: st
     p = Path(path)
     fast = list(FAST_DECODE) if fast_decode and backend == "cpu" else []  # NVDEC ignores it
     workers = default_workers() if workers is None else max(1, int(workers))
-    chunks = plan_chunks(p, workers) if backend == "cpu" else []
+    chunks = plan_chunks(p, workers, header) if backend == "cpu" else []
 
     def make_plan(input_args: list[str], threads: int | None = None) -> AnalysisPlan:
         return build_analysis_args([*fast, *input_args], backend=backend, src_width=header.width,

@@ -260,6 +260,7 @@ class VideoHeader:
     height: int
     fps: float | None
     duration: float | None
+    start: float | None = None  # the file's start time (ffmpeg's `start:`; None: not known)
 
     @property
     def frames_estimate(self) -> int | None:
@@ -271,6 +272,7 @@ class VideoHeader:
 _HDR_VIDEO = re.compile(r"Stream #\d+:\d+.*?: Video: .*?(?<![\dx])(\d{2,5})x(\d{2,5})(?![\dx])")
 _HDR_FPS = re.compile(r"Stream #\d+:\d+.*?: Video: .*?, ([\d.]+) (?:fps|tbr)")
 _HDR_DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+_HDR_START = re.compile(r"Duration: [^,]+, start: (-?[\d.]+)")
 
 
 def read_header(path: str | os.PathLike[str], timeout: float = 20.0) -> str | None:
@@ -306,7 +308,8 @@ def video_header(path: str | os.PathLike[str], timeout: float = 20.0) -> VideoHe
             duration = None
             if dur_m:
                 duration = int(dur_m.group(1)) * 3600 + int(dur_m.group(2)) * 60 + float(dur_m.group(3))
+            start_m = _HDR_START.search(err)
             return VideoHeader(int(m.group(1)), int(m.group(2)), float(fps_m.group(1)) if fps_m else None,
-                               duration or None)
+                               duration or None, float(start_m.group(1)) if start_m else None)
     v = probe_video(p).video
     return VideoHeader(v.width, v.height, v.fps or None, v.duration or None)
