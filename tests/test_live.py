@@ -18,7 +18,7 @@ import pytest
 from cht_lab import layout
 from cht_lab.detect.offline import score_recording
 from cht_lab.detect.scoring import AUX_COLUMNS, PYTHON_METRICS
-from cht_lab.ffmpeg import find_ffmpeg, live_processes, probe
+from cht_lab.ffmpeg import MediaError, find_ffmpeg, live_processes, probe
 from cht_lab.tuning.labels import load_labels
 from cht_lab.live import LiveSession
 from cht_lab.tools.replay_server import replay
@@ -145,6 +145,14 @@ def _offline_scores(session_dir: Path) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True).sort_values("ts", ignore_index=True)
 
 
+def _recorded(path: Path) -> float:
+    """Seconds of a recording being written (0 while the server has not written its first fragment)."""
+    try:
+        return probe(path).duration
+    except MediaError:
+        return 0.0
+
+
 @pytest.mark.parametrize("kind", ["cfr", "vfr", "twoseg"])
 def test_late_attach_scores_every_frame_of_the_recording_at_its_own_time(kind, tmp_path):
     """Started after the replay has served several seconds: the recording before the socket's first
@@ -155,7 +163,7 @@ def test_late_attach_scores_every_frame_of_the_recording_at_its_own_time(kind, t
         src = _vfr_session(sample_dir("slides"), tmp_path / "vfr")
     with replay(src, out_dir=tmp_path / "srv", speed=4) as server:
         rec = wait_for(lambda: layout.recordings(server.session_dir), 10, "the recording")[0]
-        wait_for(lambda: probe(rec).duration > 8.0, 30, "8 s of recording")  # the attach is late
+        wait_for(lambda: _recorded(rec) > 8.0, 30, "8 s of recording")  # the attach is late
         live = LiveSession(server.session_dir, audio=False, end_after=SERVER_GONE_AFTER)
         with live:
             assert server.wait(timeout=120)
